@@ -1,0 +1,30 @@
+import type { Readable } from 'node:stream';
+
+/** One object (or file) found by a listing. Keys are relative to the store's root. */
+export interface StoredObject {
+  key: string;
+  size: number;
+  lastModified: Date;
+}
+
+/**
+ * What the engine needs from a place that holds files: an S3 bucket/prefix or a
+ * local directory. Keys use '/' separators and never start with '/'.
+ */
+export interface ObjectStore {
+  /** Human/URL form of the root, e.g. `s3://bucket/prefix` or `/abs/dir` (never with credentials). */
+  readonly url: string;
+  /** Every object whose key starts with `prefix`, in key order, pages fetched lazily. */
+  list(prefix: string): AsyncIterable<StoredObject>;
+  /** Stream an object's bytes. Rejects with an error naming the key if it is missing. */
+  read(key: string): Promise<Readable>;
+  readBytes(key: string): Promise<Buffer>;
+  /** Small write, atomic: readers see the old object or the whole new one. */
+  put(key: string, body: Buffer | string): Promise<void>;
+  /** Streamed write (multipart upload on S3, temp file + rename locally); atomic like put. */
+  upload(key: string, body: Readable): Promise<{ bytes: number }>;
+  exists(key: string): Promise<boolean>;
+  delete(key: string): Promise<void>;
+  /** Full URL of a key, e.g. `s3://bucket/prefix/key` (for manifests) or an absolute path. */
+  urlOf(key: string): string;
+}
