@@ -1,2 +1,153 @@
 #!/usr/bin/env node
-console.log('hi', process.argv.slice(2));
+/**
+ * The `spade` command line: one entry point, one subcommand per job. Flag
+ * parsing and validation only; each command's work lives with its owner.
+ */
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { reportFatal, UsageError } from './errors.js';
+import { replayCommand, replayOptions } from './replay.js';
+
+function positiveInt(name: string, value: unknown): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got ${String(value)}`);
+  return n;
+}
+
+const geoipOptions = (y: Argv) =>
+  y
+    .option('geoip-city', {
+      type: 'string',
+      describe: 'MaxMind GeoIP2/GeoLite2 City .mmdb file (ipCity, ipCountry, ipRegion)',
+    })
+    .option('geoip-asn', { type: 'string', describe: 'MaxMind GeoLite2 ASN .mmdb file (ipAsn, ipAsnInteger)' });
+
+async function main(): Promise<void> {
+  const parser = yargs(hideBin(process.argv))
+    .scriptName('spade')
+    .usage('$0 <command> [options]')
+    .command(
+      'transform [inputs..]',
+      'transform edge logs (files, s3:// objects or stdin) into gzip TSV files',
+      (y) =>
+        geoipOptions(y)
+          .positional('inputs', { type: 'string', array: true, describe: 'local files or s3:// objects; none: stdin' })
+          .option('config', {
+            type: 'string',
+            demandOption: true,
+            describe: 'table config: file, http(s):// or s3:// URL',
+          })
+          .option('out', { type: 'string', demandOption: true, describe: 'output directory or s3://bucket/prefix' })
+          .option('threads', { type: 'number', describe: 'transform threads (default: cores)' })
+          .option('rotate-mb', {
+            type: 'number',
+            describe: 'uncompressed MB per output file before rotating',
+            default: 256,
+          })
+          .option('tables', { type: 'string', array: true, describe: 'only these tables' }),
+      async (argv) => {
+        const { transformCommand } = await import('../../worker/cli/transform.js');
+        const { defaultThreads } = await import('../../worker/pool/pool.js');
+        await transformCommand({
+          inputs: (argv.inputs as string[] | undefined) ?? [],
+          config: argv.config,
+          out: argv.out,
+          threads: argv.threads === undefined ? defaultThreads() : positiveInt('threads', argv.threads),
+          geoipCity: argv['geoip-city'],
+          geoipAsn: argv['geoip-asn'],
+          rotateMb: positiveInt('rotate-mb', argv['rotate-mb']),
+          tables: argv.tables,
+        });
+      },
+    )
+    .command(
+      'parse',
+      'read edge lines on stdin, print one JSON object per event',
+      (y) => geoipOptions(y).option('config', { type: 'string', demandOption: true, describe: 'table config' }),
+      async (argv) => {
+        const { parseCommand } = await import('../../worker/cli/parse.js');
+        await parseCommand(
+          { config: argv.config, geoipCity: argv['geoip-city'], geoipAsn: argv['geoip-asn'] },
+          process.stdin,
+          process.stdout,
+        );
+      },
+    )
+    .command(
+      'parse-server',
+      'serve a page and an HTTP API showing how edge lines and tracking requests parse',
+      (y) =>
+        geoipOptions(y)
+          .option('config', {
+            type: 'string',
+            demandOption: true,
+            describe: 'table config: file, http(s):// or s3:// URL',
+          })
+          .option('host', {
+            type: 'string',
+            default: '127.0.0.1',
+            describe: 'address to listen on; anything but loopback requires a token',
+          })
+          .option('port', { type: 'number', default: 8888, describe: 'TCP port (0: any free port)' })
+          .option('token', {
+            type: 'string',
+            describe: 'require Authorization: Bearer <token> or ?token= (default: env SPADE_PARSE_TOKEN)',
+          }),
+      async (argv) => {
+        const port = Number(argv.port);
+        if (!Number.isInteger(port) || port < 0 || port > 65535) {
+          throw new UsageError(`--port must be an integer in 0..65535, got ${String(argv.port)}`);
+        }
+        const { parseServerCommand } = await import('../../worker/server/parse-server.js');
+        await parseServerCommand({
+          config: argv.config,
+          geoipCity: argv['geoip-city'],
+          geoipAsn: argv['geoip-asn'],
+          host: argv.host,
+          port,
+          token: argv.token,
+        });
+      },
+    )
+    .command(
+      'ddl [tables..]',
+      'print CREATE TABLE statements for a table config',
+      (y) =>
+        y
+          .positional('tables', { type: 'string', array: true, describe: 'only these tables (default: all)' })
+          .option('config', { type: 'string', demandOption: true, describe: 'table config' })
+          .option('dialect', { choices: ['redshift', 'postgres'] as const, default: 'redshift' as const })
+          .option('schema', { type: 'string', default: 'physical', describe: 'warehouse schema' }),
+      async (argv) => {
+        const { ddlCommand } = await import('../warehouse/ddl-command.js');
+        process.stdout.write(
+          await ddlCommand({
+            config: argv.config,
+            dialect: argv.dialect,
+            schema: argv.schema,
+            tables: argv.tables as string[] | undefined,
+          }),
+        );
+      },
+    )
+    .command(
+      'replay [start] [end] [tables..]',
+      'replace a US Pacific time window of tables in the warehouse with reprocessed edge logs',
+      (y) => replayOptions(y),
+      async (argv) => {
+        const { defaultThreads } = await import('../../worker/pool/pool.js');
+        process.exitCode = await replayCommand(argv, defaultThreads());
+      },
+    )
+    .demandCommand(1, 'name a command: transform, parse, parse-server, ddl, replay')
+    .strict()
+    .help()
+    .version(false)
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new UsageError(`${msg} (see spade --help)`);
+    });
+  await parser.parseAsync();
+}
+
+main().catch(reportFatal);

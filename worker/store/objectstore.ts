@@ -28,3 +28,34 @@ export interface ObjectStore {
   /** Full URL of a key, e.g. `s3://bucket/prefix/key` (for manifests) or an absolute path. */
   urlOf(key: string): string;
 }
+
+/**
+ * Rejection of `read`/`readBytes` when a key names no object. Callers that treat
+ * "missing" as a normal answer (manifests, markers) test `instanceof` instead of
+ * parsing messages. `url` is the key's full URL or path.
+ */
+export class ObjectNotFoundError extends Error {
+  override readonly name = 'ObjectNotFoundError';
+  constructor(
+    readonly url: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`object not found: ${url}`, options);
+  }
+}
+
+/**
+ * Throws unless `key` is a key every store accepts the same way: '/'-separated,
+ * not absolute, no empty, '.' or '..' segments, no NUL. Both stores check it so a
+ * key that works against a local directory in tests also works on S3 (and the
+ * local store can never be led outside its root).
+ */
+export function assertValidKey(key: string): void {
+  let reason: string | null = null;
+  if (key === '') reason = 'empty';
+  else if (key.startsWith('/')) reason = 'absolute (starts with "/")';
+  else if (key.includes('\0')) reason = 'contains NUL';
+  else if (key.split('/').some((s) => s === '' || s === '.' || s === '..'))
+    reason = 'has an empty, "." or ".." segment';
+  if (reason !== null) throw new Error(`invalid object key ${JSON.stringify(key)}: ${reason}`);
+}

@@ -1,0 +1,197 @@
+/**
+ * `spade replay` (what replay.sh runs): flags of the original replay script plus
+ * ours, validated per SPEC section 4 into ReplayOptions. Every rule gives a
+ * one-line message and exit code 1.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import type { Argv } from 'yargs';
+import { createLocalExecutor } from '../executors/local.js';
+import { createLogger, type LogLevel } from '../log.js';
+import { createProgress } from '../progress.js';
+import { runReplay, type ReplayOptions } from '../replay.js';
+import { parseWindow, WindowError } from '../window.js';
+import { ReportedError, UsageError } from './errors.js';
+
+const SAFE_TAG = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+export function replayOptions(y: Argv) {
+  return y
+    .usage('$0 replay [options] START END [TABLE ... | --all-tables]')
+    .positional('start', { type: 'string', describe: "window start, US Pacific, '%Y-%m-%d %H:%M:%S'" })
+    .positional('end', { type: 'string', describe: 'window end, US Pacific, after START' })
+    .positional('tables', { type: 'string', array: true, describe: 'tables (event names) to replay' })
+    .option('all-tables', {
+      type: 'boolean',
+      default: false,
+      describe: 'every table (schema service, else the config)',
+    })
+    .option('rsurl', { type: 'string', describe: 'warehouse URL: postgres://, a Redshift endpoint, or pglite://DIR' })
+    .option('skip-transform', {
+      type: 'boolean',
+      default: false,
+      describe: "load an earlier run's output (needs --runtag)",
+    })
+    .option('skip-ace-upload', { type: 'boolean', default: false, describe: 'transform only, do not load' })
+    .option('runtag', { type: 'string', describe: 'output prefix of the run (default [namespace-]YYYYMMDDTHHMMSS)' })
+    .option('namespace', { type: 'string', describe: 'prefix of the default runtag' })
+    .option('poolsize', { type: 'number', default: 4, describe: 'tables loaded in parallel' })
+    .option('log', { choices: ['debug', 'info', 'warn', 'error'] as const, default: 'info' as const })
+    .option('log-file', { type: 'string', default: 'replay.log', describe: "append the run's log here ('' for none)" })
+    .option('edge', { type: 'string', describe: 'edge logs: s3://bucket[/prefix] or a directory (env EDGE_BUCKET)' })
+    .option('output', {
+      type: 'string',
+      describe: 'transformed output: s3://bucket[/prefix] or a directory (env COMPACTER_BUCKET)',
+    })
+    .option('config', { type: 'string', describe: 'table config: file, http(s):// or s3:// (env SPADE_CONFIG)' })
+    .option('schema', { type: 'string', default: 'physical', describe: 'warehouse schema' })
+    .option('executor', { choices: ['local'] as const, default: 'local' as const })
+    .option('threads', { type: 'number', describe: 'transform threads of the local executor (default: cores)' })
+    .option('partition-mb', { type: 'number', default: 256, describe: 'compressed MB of edge logs per partition' })
+    .option('max-shrink', {
+      type: 'number',
+      default: 0.1,
+      describe: 'refuse a table whose window would lose more than this fraction of its rows',
+    })
+    .option('allow-shrink', {
+      type: 'boolean',
+      default: false,
+      describe: 'load even when the shrink guard would refuse',
+    })
+    .option('create-tables', { type: 'boolean', default: true, describe: 'create missing tables (PostgreSQL, PGlite)' })
+    .option('iam-role', { type: 'string', describe: 'Redshift COPY IAM role ARN (env REDSHIFT_IAM_ROLE)' })
+    .option('plan', { type: 'boolean', default: false, describe: 'print what would run, change nothing' })
+    .option('geoip-city', { type: 'string', describe: 'MaxMind City .mmdb' })
+    .option('geoip-asn', { type: 'string', describe: 'MaxMind ASN .mmdb' });
+}
+
+type ReplayArgv = Awaited<ReturnType<ReturnType<typeof replayOptions>['parseAsync']>> & {
+  start?: string;
+  end?: string;
+  tables?: string[];
+};
+
+/** A bare bucket name in the original's env vars means an S3 bucket. */
+function locationFromEnv(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  if (value.includes('://') || value.startsWith('/') || value.startsWith('.')) return value;
+  return `s3://${value}`;
+}
+
+function isLocal(location: string): boolean {
+  return !location.startsWith('s3://');
+}
+
+function defaultRuntag(namespace: string | undefined): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').slice(0, 15);
+  return namespace ? `${namespace}-${stamp}` : stamp;
+}
+
+export function toReplayOptions(argv: ReplayArgv, env: NodeJS.ProcessEnv = process.env): ReplayOptions {
+  if (!argv.start || !argv.end)
+    throw new UsageError('START and END are required: replay [options] START END [TABLE ... | --all-tables]');
+  let window;
+  try {
+    window = parseWindow(argv.start, argv.end);
+  } catch (err) {
+    if (err instanceof WindowError) throw new UsageError(err.message);
+    throw err;
+  }
+  const tables = argv.tables ?? [];
+  if (tables.length === 0 && !argv['all-tables'])
+    throw new UsageError('name the tables to replay, or pass --all-tables');
+  if (tables.length > 0 && argv['all-tables']) throw new UsageError('name tables or pass --all-tables, not both');
+  if (argv['skip-transform'] && argv['skip-ace-upload'])
+    throw new UsageError('--skip-transform with --skip-ace-upload: nothing to do');
+  if (argv['skip-transform'] && !argv.runtag)
+    throw new UsageError('--skip-transform needs the --runtag of the run to load');
+  if (argv.runtag !== undefined && !SAFE_TAG.test(argv.runtag)) {
+    throw new UsageError(`--runtag must be letters, digits, '.', '_' or '-' (got '${argv.runtag}')`);
+  }
+  if (argv.namespace !== undefined && !SAFE_TAG.test(argv.namespace)) {
+    throw new UsageError(`--namespace must be letters, digits, '.', '_' or '-' (got '${argv.namespace}')`);
+  }
+  if (!Number.isInteger(argv.poolsize) || argv.poolsize < 1)
+    throw new UsageError(`--poolsize must be a positive integer, got ${argv.poolsize}`);
+  if (argv.threads !== undefined && (!Number.isInteger(argv.threads) || argv.threads < 1)) {
+    throw new UsageError(`--threads must be a positive integer, got ${argv.threads}`);
+  }
+  if (!(argv['partition-mb'] > 0)) throw new UsageError(`--partition-mb must be positive, got ${argv['partition-mb']}`);
+  if (!(argv['max-shrink'] >= 0 && argv['max-shrink'] <= 1))
+    throw new UsageError(`--max-shrink must be between 0 and 1, got ${argv['max-shrink']}`);
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,126}$/.test(argv.schema))
+    throw new UsageError(`--schema must be a plain identifier, got '${argv.schema}'`);
+  const edge = argv.edge ?? locationFromEnv(env.EDGE_BUCKET);
+  if (!edge) throw new UsageError('no edge logs: pass --edge s3://bucket or a directory (or set EDGE_BUCKET)');
+  const output = argv.output ?? locationFromEnv(env.COMPACTER_BUCKET);
+  if (!output)
+    throw new UsageError('no output location: pass --output s3://bucket or a directory (or set COMPACTER_BUCKET)');
+  const config = argv.config ?? env.SPADE_CONFIG;
+  if (!config) throw new UsageError('no table config: pass --config FILE|URL (or set SPADE_CONFIG)');
+  let rsurl = argv.rsurl ?? null;
+  if (!rsurl && !argv['skip-ace-upload']) {
+    // A local run (edge and output are directories) loads an embedded PGlite by default.
+    if (!isLocal(edge) || !isLocal(output)) throw new UsageError('loading needs --rsurl (or pass --skip-ace-upload)');
+    const dir = env.SPADE_PGLITE_DIR ?? 'spade-warehouse';
+    rsurl = `pglite://${isAbsolute(dir) ? dir : resolve(dir)}`;
+  }
+  return {
+    window,
+    tables: argv['all-tables'] ? 'all' : tables,
+    edge,
+    output,
+    config,
+    schema: argv.schema,
+    rsurl,
+    runtag: argv.runtag ?? defaultRuntag(argv.namespace),
+    skipTransform: argv['skip-transform'],
+    skipLoad: argv['skip-ace-upload'],
+    poolsize: argv.poolsize,
+    partitionBytes: Math.round(argv['partition-mb'] * 1024 * 1024),
+    maxShrink: argv['max-shrink'],
+    allowShrink: argv['allow-shrink'],
+    plan: argv.plan,
+    geoipCity: argv['geoip-city'],
+    geoipAsn: argv['geoip-asn'],
+    blueprintUrl: env.BLUEPRINT_URL || undefined,
+    createTables: argv['create-tables'],
+    iamRole: argv['iam-role'] ?? env.REDSHIFT_IAM_ROLE,
+  };
+}
+
+export async function replayCommand(argv: ReplayArgv, threads: number): Promise<number> {
+  const opts = toReplayOptions(argv);
+  const log = createLogger({ level: argv.log as LogLevel, file: argv['log-file'] || null });
+  log.info(
+    `spade replay ${process.argv
+      .slice(3)
+      .map((a) => (a.includes('://') ? a.replace(/\/\/[^@/]*@/, '//***@') : a))
+      .join(' ')}`,
+  );
+  const executor = createLocalExecutor({ threads: argv.threads ?? threads });
+  const progress = createProgress({
+    log,
+    tty: Boolean(process.stderr.isTTY),
+    live: () => executor.progress?.() ?? { bytes: 0, lines: 0, files: 0 },
+  });
+  try {
+    const result = await runReplay(opts, { executor, log, progress, print: (l) => process.stdout.write(l + '\n') });
+    progress.stop();
+    const p = progress.phases;
+    if (!opts.plan) {
+      log.info(
+        `runtag ${result.runtag} finished with exit code ${result.exitCode}; phases: ` +
+          Object.entries(p)
+            .map(([k, v]) => `${k} ${v.toFixed(1)}s`)
+            .join(', '),
+      );
+    }
+    return result.exitCode;
+  } catch (err) {
+    progress.stop();
+    log.error((err as Error).message);
+    if (process.env.SPADE_DEBUG === '1') throw err;
+    throw new ReportedError((err as Error).message);
+  } finally {
+    await executor.close();
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * The commit protocol's files (SPEC section 5), all under the runtag prefix:
+ * - `_run.json`: the run's own record (window, tables, partitions), written before any task;
+ * - `_success/<partition>.json`: written last by an attempt that finished; names exactly its files;
+ * - `_load/<table>.manifest`: Redshift MANIFEST of one table's files, built only from success manifests.
+ * Output files of attempts that died are never named by any of these, so they are never loaded.
+ */
+import type { WrittenFile } from '../worker/output/writers.js';
+import type { ObjectStore } from '../worker/store/objectstore.js';
+import type { OutcomeCounts } from '../worker/transform/outcomes.js';
+import type { Partition } from './partition.js';
+
+export interface RunRecord {
+  runtag: string;
+  window: { start: string; end: string };
+  tables: string[];
+  edge: string;
+  configSource: string;
+  partitions: Partition[];
+  createdAt: string;
+}
+
+export interface SuccessManifest {
+  runtag: string;
+  partition: string;
+  attempt: string;
+  files: WrittenFile[];
+  counts: OutcomeCounts;
+  inputErrors: { source: string; error: string }[];
+  finishedAt: string;
+}
+
+export const runRecordKey = (runtag: string): string => `${runtag}/_run.json`;
+export const successKey = (runtag: string, partition: string): string => `${runtag}/_success/${partition}.json`;
+export const loadManifestKey = (runtag: string, table: string): string => `${runtag}/_load/${table}.manifest`;
+
+export async function readJson<T>(store: ObjectStore, key: string): Promise<T | null> {
+  if (!(await store.exists(key))) return null;
+  const text = (await store.readBytes(key)).toString('utf8');
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new Error(`${store.urlOf(key)} is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export async function writeJson(store: ObjectStore, key: string, value: unknown): Promise<void> {
+  await store.put(key, JSON.stringify(value, null, 1) + '\n');
+}
+
+/** Redshift MANIFEST format: exact files, each mandatory, so a missing one fails the COPY. */
+export function redshiftManifest(urls: string[]): string {
+  return JSON.stringify({ entries: urls.map((url) => ({ url, mandatory: true })) }, null, 1) + '\n';
+}

@@ -1,0 +1,124 @@
+/**
+ * Replay progress: on a terminal a live block redrawn in place (partitions,
+ * files, MB, events/s, ETA, per-table load state); otherwise a plain
+ * timestamped log line every few seconds.
+ */
+import type { PartitionResult } from '../worker/partition-task.js';
+import { eventTotals } from '../worker/transform/outcomes.js';
+import { formatBytes, formatDuration, formatRate } from './format.js';
+import type { Logger } from './log.js';
+
+export interface ReplayProgress {
+  phase(name: 'list' | 'transform' | 'load', seconds: number): void;
+  startTransform(partitions: number, alreadyDone: number, bytes: number): void;
+  partitionDone(result: PartitionResult): void;
+  startLoad(tables: string[]): void;
+  tableState(table: string, state: string): void;
+  /** Phase durations in seconds, for the final summary and benchmarks. */
+  readonly phases: Record<string, number>;
+  stop(): void;
+}
+
+export function createProgress(opts: {
+  log: Logger;
+  tty: boolean;
+  stream?: NodeJS.WriteStream;
+  /** Live counters of the executor (local threads), if it has them. */
+  live?: () => { bytes: number; lines: number; files: number };
+  intervalMs?: number;
+}): ReplayProgress {
+  const stream = opts.stream ?? process.stderr;
+  const phases: Record<string, number> = {};
+  let partitions = 0;
+  let done = 0;
+  let doneAtStart = 0;
+  let totalBytes = 0;
+  let doneBytes = 0;
+  let events = 0;
+  let started = 0;
+  const tables = new Map<string, string>();
+  let timer: NodeJS.Timeout | null = null;
+  let drawnLines = 0;
+
+  const statusLines = (): string[] => {
+    const secs = (Date.now() - started) / 1000;
+    const live = opts.live?.() ?? { bytes: 0, lines: 0, files: 0 };
+    const lines: string[] = [];
+    if (partitions > 0 && tables.size === 0) {
+      const fraction = totalBytes > 0 ? doneBytes / totalBytes : 0;
+      const eta = fraction > 0 ? (secs / fraction) * (1 - fraction) : NaN;
+      lines.push(
+        `transform: partitions ${done}/${partitions}, files ${live.files}, ${formatBytes(live.bytes)} read, ` +
+          `${formatRate(live.lines / Math.max(secs, 0.001))} lines/s, ${formatRate(events / Math.max(secs, 0.001))} events/s committed, ` +
+          `ETA ${done >= partitions ? '0s' : formatDuration(eta)}`,
+      );
+    }
+    if (tables.size > 0) {
+      const byState = new Map<string, string[]>();
+      for (const [t, s] of tables) byState.set(s, [...(byState.get(s) ?? []), t]);
+      lines.push(
+        'load: ' +
+          [...byState]
+            .map(([s, ts]) => `${s} ${ts.length}${s === 'loading' ? ` (${ts.slice(0, 4).join(', ')})` : ''}`)
+            .join(', '),
+      );
+    }
+    return lines;
+  };
+
+  const draw = (): void => {
+    const lines = [...opts.log.recent.slice(-3), ...statusLines()];
+    if (opts.tty) {
+      let out = drawnLines > 0 ? `\x1b[${drawnLines}F` : '';
+      for (const l of lines) out += `\x1b[2K${l.slice(0, (stream.columns ?? 200) - 1)}\n`;
+      stream.write(out);
+      drawnLines = lines.length;
+    } else {
+      for (const l of statusLines()) opts.log.info(l);
+    }
+  };
+
+  const ensureTimer = (): void => {
+    if (timer) return;
+    if (opts.tty) opts.log.setConsoleMuted(true);
+    timer = setInterval(draw, opts.intervalMs ?? (opts.tty ? 500 : 10_000));
+    timer.unref();
+  };
+
+  return {
+    phases,
+    phase(name, seconds) {
+      phases[name] = (phases[name] ?? 0) + seconds;
+    },
+    startTransform(n, alreadyDone, bytes) {
+      partitions = n;
+      done = alreadyDone;
+      doneAtStart = alreadyDone;
+      totalBytes = bytes;
+      started = Date.now();
+      if (n > doneAtStart) ensureTimer();
+    },
+    partitionDone(r) {
+      done++;
+      events += Object.values(eventTotals(r.counts)).reduce((s, n) => s + n, 0);
+      // Partitions are balanced by compressed bytes, so finished partitions measure progress.
+      doneBytes = totalBytes * ((done - doneAtStart) / Math.max(1, partitions - doneAtStart));
+    },
+    startLoad(ts) {
+      for (const t of ts) tables.set(t, 'waiting');
+      started ||= Date.now();
+      ensureTimer();
+    },
+    tableState(table, state) {
+      tables.set(table, state);
+    },
+    stop() {
+      if (timer) {
+        clearInterval(timer);
+        timer = null;
+        draw();
+      }
+      opts.log.setConsoleMuted(false);
+    },
+  };
+}

@@ -1,0 +1,328 @@
+/**
+ * The replay job, driver side: plan (window -> edge files -> partitions, kept in
+ * the run record), execute (partition tasks through an executor), commit
+ * (success manifests -> per-table load manifests), load (one transaction per
+ * table, `poolsize` at a time) and report.
+ */
+import type { PartitionResult, PartitionTask } from '../worker/partition-task.js';
+import { openStore } from '../worker/store/location.js';
+import type { ObjectStore } from '../worker/store/objectstore.js';
+import type { WrittenFile } from '../worker/output/writers.js';
+import { readConfigText } from '../worker/transform/config-source.js';
+import { emptyCounts, formatCounts, mergeCounts, type OutcomeCounts } from '../worker/transform/outcomes.js';
+import { parseTableConfig, type TableSchema } from '../worker/transform/schema.js';
+import type { TransformSettings } from '../worker/transform/setup.js';
+import { UsageError } from './cli/errors.js';
+import type { Executor } from './executors/executor.js';
+import { forEachLimited } from './executors/executor.js';
+import { formatBytes } from './format.js';
+import { listWindowFiles } from './listing.js';
+import type { Logger } from './log.js';
+import {
+  loadManifestKey,
+  readJson,
+  redshiftManifest,
+  runRecordKey,
+  successKey,
+  writeJson,
+  type RunRecord,
+  type SuccessManifest,
+} from './manifest.js';
+import { planPartitions } from './partition.js';
+import type { ReplayProgress } from './progress.js';
+import { formatLoadReport } from './report.js';
+import { createTableSql } from './warehouse/ddl.js';
+import { openWarehouse, redactUrl, type TableLoadResult, type Warehouse } from './warehouse/warehouse.js';
+import { datePrefixes, type ReplayWindow } from './window.js';
+
+export interface ReplayOptions {
+  window: ReplayWindow;
+  /** Named tables, or every table (schema service or config). */
+  tables: string[] | 'all';
+  edge: string;
+  output: string;
+  config: string;
+  schema: string;
+  rsurl: string | null;
+  runtag: string;
+  skipTransform: boolean;
+  skipLoad: boolean;
+  poolsize: number;
+  partitionBytes: number;
+  maxShrink: number;
+  allowShrink: boolean;
+  plan: boolean;
+  geoipCity?: string;
+  geoipAsn?: string;
+  blueprintUrl?: string;
+  /** Create missing tables (PostgreSQL / PGlite) from the config's DDL. */
+  createTables: boolean;
+  rotateBytes?: number;
+  iamRole?: string;
+}
+
+export interface ReplayResult {
+  exitCode: number;
+  runtag: string;
+  counts: OutcomeCounts;
+  loads: TableLoadResult[];
+  lines: string[];
+}
+
+export interface ReplayDeps {
+  executor: Executor;
+  log: Logger;
+  progress: ReplayProgress;
+  /** Printed output (plan, reports): stdout by default. */
+  print: (line: string) => void;
+}
+
+async function resolveTables(opts: ReplayOptions, schemas: TableSchema[], log: Logger): Promise<string[]> {
+  const known = new Set(schemas.map((s) => s.event));
+  if (opts.tables !== 'all') {
+    const unknown = opts.tables.filter((t) => !known.has(t));
+    if (unknown.length) throw new UsageError(`table(s) not in config ${opts.config}: ${unknown.join(', ')}`);
+    return [...new Set(opts.tables)].sort();
+  }
+  if (!opts.blueprintUrl) return [...known].sort();
+  let list: unknown;
+  try {
+    const res = await fetch(opts.blueprintUrl, { signal: AbortSignal.timeout(30_000) });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    list = await res.json();
+  } catch (err) {
+    throw new Error(
+      `cannot read the table list from the schema service ${opts.blueprintUrl}: ${(err as Error).message}`,
+    );
+  }
+  if (!Array.isArray(list)) throw new Error(`schema service ${opts.blueprintUrl} did not answer a JSON array`);
+  const names = list
+    .map((o) => (o as { EventName?: unknown }).EventName)
+    .filter((n): n is string => typeof n === 'string');
+  const missing = names.filter((n) => !known.has(n));
+  if (missing.length) log.warn(`schema service lists tables missing from the config, skipped: ${missing.join(', ')}`);
+  return [...new Set(names.filter((n) => known.has(n)))].sort();
+}
+
+function sameList(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<ReplayResult> {
+  const { log, print } = deps;
+  const lines: string[] = [];
+  const say = (line: string): void => {
+    lines.push(line);
+    print(line);
+  };
+  const configText = await readConfigText(opts.config);
+  const schemas = parseTableConfig(configText, opts.config);
+  const tables = await resolveTables(opts, schemas, log);
+  if (tables.length === 0) throw new UsageError('no tables to replay');
+  const edge = openStore(opts.edge);
+  const output = openStore(opts.output);
+  const w = opts.window;
+  log.info(
+    `replay ${w.start} .. ${w.end} (US Pacific) runtag ${opts.runtag}; tables: ${tables.length <= 8 ? tables.join(', ') : `${tables.length} tables`}`,
+  );
+
+  // ---- plan: the run record makes a re-run resume instead of redo ----
+  let record = await readJson<RunRecord>(output, runRecordKey(opts.runtag));
+  if (record) {
+    if (record.window.start !== w.start || record.window.end !== w.end) {
+      throw new UsageError(
+        `runtag ${opts.runtag} already holds a run for ${record.window.start} .. ${record.window.end}; ` +
+          `use that window or another --runtag`,
+      );
+    }
+    if (!opts.skipTransform && !sameList(record.tables, tables)) {
+      throw new UsageError(
+        `runtag ${opts.runtag} already holds a run for tables ${record.tables.join(', ')}; use another --runtag`,
+      );
+    }
+    const missingTables = tables.filter((t) => !record!.tables.includes(t));
+    if (missingTables.length) {
+      throw new UsageError(`runtag ${opts.runtag} did not transform table(s) ${missingTables.join(', ')}`);
+    }
+    log.info(`run record found: ${record.partitions.length} partition(s) planned at ${record.createdAt}`);
+  } else if (opts.skipTransform) {
+    throw new UsageError(
+      `--skip-transform: no run ${opts.runtag} under ${output.url} (missing ${runRecordKey(opts.runtag)})`,
+    );
+  }
+
+  if (!record) {
+    const started = Date.now();
+    log.info(`listing ${edge.url} date prefixes ${datePrefixes(w).join(', ')}`);
+    const files = await listWindowFiles(edge, w);
+    const partitions = planPartitions(files, { targetBytes: opts.partitionBytes });
+    deps.progress.phase('list', (Date.now() - started) / 1000);
+    const bytes = files.reduce((s, f) => s + f.size, 0);
+    log.info(`${files.length} edge file(s), ${formatBytes(bytes)}, in ${partitions.length} partition(s)`);
+    record = {
+      runtag: opts.runtag,
+      window: { start: w.start, end: w.end },
+      tables,
+      edge: opts.edge,
+      configSource: opts.config,
+      partitions,
+      createdAt: new Date().toISOString(),
+    };
+  }
+  const settings: TransformSettings = {
+    configText,
+    configSource: opts.config,
+    geoipCity: opts.geoipCity,
+    geoipAsn: opts.geoipAsn,
+    tables: record.tables,
+    prefilter: true,
+  };
+  const tasks: PartitionTask[] = record.partitions.map((p) => ({
+    runtag: opts.runtag,
+    partition: p,
+    edge: record!.edge,
+    output: opts.output,
+    settings,
+    rotateBytes: opts.rotateBytes,
+  }));
+
+  if (opts.plan) {
+    const bytes = record.partitions.reduce((s, p) => s + p.bytes, 0);
+    say(`plan for runtag ${opts.runtag} (nothing will be changed)`);
+    say(`  window: ${w.start} .. ${w.end} US Pacific (${w.startUtc.toISOString()} .. ${w.endUtc.toISOString()})`);
+    say(`  edge: ${edge.url}, date prefixes ${datePrefixes(w).join(' ')}`);
+    say(`  input: ${record.partitions.reduce((s, p) => s + p.files.length, 0)} file(s), ${formatBytes(bytes)}`);
+    say(`  output: ${output.url}/${opts.runtag}/`);
+    say(`  tables (${record.tables.length}): ${record.tables.join(', ')}`);
+    if (!opts.skipTransform) for (const l of deps.executor.describe(tasks)) say(`  ${l}`);
+    else say('  transform: skipped (--skip-transform), loading the earlier output');
+    if (opts.skipLoad) say('  load: skipped (--skip-ace-upload)');
+    else
+      say(
+        `  load: ${opts.rsurl ? redactUrl(opts.rsurl) : '?'} schema ${opts.schema}, ${opts.poolsize} table(s) at a time, ` +
+          `delete+insert of the window per table, shrink guard ${opts.allowShrink ? 'off' : `${opts.maxShrink}`}`,
+      );
+    return { exitCode: 0, runtag: opts.runtag, counts: emptyCounts(), loads: [], lines };
+  }
+
+  // ---- execute ----
+  if (!(await output.exists(runRecordKey(opts.runtag)))) await writeJson(output, runRecordKey(opts.runtag), record);
+  const manifests = new Map<string, SuccessManifest>();
+  await loadSuccessManifests(output, opts.runtag, record, manifests);
+  if (!opts.skipTransform) {
+    const todo = tasks.filter((t) => !manifests.has(t.partition.id));
+    if (todo.length < tasks.length) log.info(`${tasks.length - todo.length} partition(s) already done, resuming`);
+    deps.progress.startTransform(
+      tasks.length,
+      manifests.size,
+      todo.reduce((s, t) => s + t.partition.bytes, 0),
+    );
+    const started = Date.now();
+    const { failed } = await deps.executor.run(todo, {
+      onPartitionDone: (r: PartitionResult) => {
+        deps.progress.partitionDone(r);
+        log.debug(`partition ${r.partition} attempt ${r.attempt} done: ${r.files.length} file(s)`);
+      },
+      onPartitionRetry: (p, attempt, error) => log.warn(`partition ${p} attempt ${attempt} failed, retrying: ${error}`),
+    });
+    deps.progress.phase('transform', (Date.now() - started) / 1000);
+    for (const f of failed) log.error(`partition ${f.partition} failed: ${f.error}`);
+    await loadSuccessManifests(output, opts.runtag, record, manifests);
+  }
+  const missing = record.partitions.filter((p) => !manifests.has(p.id)).map((p) => p.id);
+  if (missing.length) {
+    throw new Error(
+      `${missing.length} partition(s) have no success manifest (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}); ` +
+        `nothing was loaded. Re-run with --runtag ${opts.runtag} to finish them`,
+    );
+  }
+  const counts = emptyCounts();
+  for (const m of manifests.values()) {
+    mergeCounts(counts, m.counts);
+    for (const e of m.inputErrors) log.warn(`${e.source}: ${e.error} (its complete lines were processed)`);
+  }
+  say(`transform: ${formatCounts(counts)}`);
+
+  // ---- commit: per-table load manifests from success manifests only ----
+  const filesByTable = new Map<string, WrittenFile[]>(record.tables.map((t) => [t, []]));
+  for (const p of record.partitions) {
+    for (const f of manifests.get(p.id)!.files) if (f.kind === 'rows') filesByTable.get(f.event ?? '')?.push(f);
+  }
+  for (const [table, files] of filesByTable) {
+    await output.put(loadManifestKey(opts.runtag, table), redshiftManifest(files.map((f) => output.urlOf(f.key))));
+  }
+  if (opts.skipLoad) {
+    say(`output is under ${output.url}/${opts.runtag}/; load it later with --skip-transform --runtag ${opts.runtag}`);
+    return { exitCode: 0, runtag: opts.runtag, counts, loads: [], lines };
+  }
+
+  // ---- load ----
+  if (!opts.rsurl) throw new UsageError('loading needs a warehouse: pass --rsurl (or --skip-ace-upload)');
+  const warehouse = await openWarehouse(opts.rsurl, { iamRole: opts.iamRole, poolSize: opts.poolsize, log: log.info });
+  const loads: TableLoadResult[] = [];
+  const started = Date.now();
+  try {
+    if (opts.createTables) await createMissingTables(warehouse, schemas, record.tables, opts.schema, log);
+    deps.progress.startLoad(record.tables);
+    await forEachLimited(record.tables, opts.poolsize, async (table) => {
+      deps.progress.tableState(table, 'loading');
+      const files = filesByTable.get(table) ?? [];
+      const result = await warehouse.replaceWindow(
+        {
+          schema: opts.schema,
+          table,
+          window: { start: w.start, end: w.end },
+          files: files.map((f) => ({ key: f.key, url: output.urlOf(f.key) })),
+          manifestUrl: output.urlOf(loadManifestKey(opts.runtag, table)),
+          maxShrink: opts.maxShrink,
+          allowShrink: opts.allowShrink,
+        },
+        (key) => output.read(key),
+      );
+      loads.push(result);
+      deps.progress.tableState(table, result.status);
+      if (result.status !== 'loaded') log.error(`${table}: ${result.status}: ${result.error ?? ''}`);
+    });
+  } finally {
+    await warehouse.close();
+  }
+  deps.progress.phase('load', (Date.now() - started) / 1000);
+  loads.sort((a, b) => a.table.localeCompare(b.table));
+  for (const l of formatLoadReport(loads)) say(l);
+  const bad = loads.filter((l) => l.status !== 'loaded');
+  if (bad.length) say(`${bad.length} of ${loads.length} table(s) not loaded; they were left as they were`);
+  return { exitCode: bad.length ? 1 : 0, runtag: opts.runtag, counts, loads, lines };
+}
+
+async function loadSuccessManifests(
+  output: ObjectStore,
+  runtag: string,
+  record: RunRecord,
+  into: Map<string, SuccessManifest>,
+): Promise<void> {
+  await forEachLimited(
+    record.partitions.filter((p) => !into.has(p.id)),
+    16,
+    async (p) => {
+      const m = await readJson<SuccessManifest>(output, successKey(runtag, p.id));
+      if (m) into.set(p.id, m);
+    },
+  );
+}
+
+async function createMissingTables(
+  warehouse: Warehouse,
+  schemas: TableSchema[],
+  tables: string[],
+  schema: string,
+  log: Logger,
+): Promise<void> {
+  if (warehouse.kind === 'redshift') return;
+  for (const table of tables) {
+    if (await warehouse.tableExists(schema, table)) continue;
+    const def = schemas.filter((s) => s.event === table).sort((a, b) => b.version - a.version)[0]!;
+    log.info(`creating missing table ${schema}.${table}`);
+    await warehouse.execute(`CREATE SCHEMA IF NOT EXISTS "${schema.replace(/"/g, '""')}"`);
+    await warehouse.execute(createTableSql(def, { dialect: 'postgres', schema }));
+  }
+}

@@ -1,0 +1,431 @@
+/**
+ * `npm run bench:replay [-- --mb N --tables all|a,b --threads N --poolsize N]`:
+ * the replay end to end, local executor, on N MiB (default 1024) of generated
+ * gzip edge logs (real table_config.json, GeoIP test DBs) served by s3rver,
+ * loaded into a throwaway PostgreSQL cluster. Measures, in one run:
+ * - the transform alone (`spade transform` code, same corpus, same threads, local disk);
+ * - the replay CLI as a child process: wall time, phases (list, transform, load),
+ *   peak RSS (`/usr/bin/time -v`) and an RSS profile over the run;
+ * - the same TSV files loaded with `psql \copy` into a scratch schema.
+ * and prints a summary block for BENCHMARKS.md.
+ *
+ * The corpus is generated once into a cache directory (`--corpus`, default
+ * $TMPDIR/spade-bench-replay-corpus-<N>mb) and reused.
+ */
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { TestContext } from 'node:test';
+import { pipeline } from 'node:stream/promises';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { DateTime } from 'luxon';
+import { forEachLimited } from '../driver/executors/executor.js';
+import { successKey, type SuccessManifest } from '../driver/manifest.js';
+import { createTableSql } from '../driver/warehouse/ddl.js';
+import { PACIFIC_ZONE } from '../driver/window.js';
+import { createTransformPool } from '../worker/pool/pool.js';
+import { S3Store } from '../worker/store/s3.js';
+import { emptyCounts, eventTotals, mergeCounts, type OutcomeCounts } from '../worker/transform/outcomes.js';
+import { parseTableConfig, type TableSchema } from '../worker/transform/schema.js';
+import type { TransformSettings } from '../worker/transform/setup.js';
+import { fixturesDir, repoRoot } from '../test/helpers/fixtures.js';
+import { startCluster, type PgServer } from '../test/helpers/postgres.js';
+import { startS3Server, type S3TestServer } from '../test/helpers/s3server.js';
+import { ensureCorpus, listCorpusFiles, type Corpus } from './bench/corpus.js';
+import { rssProfile, runMeasured, type Measured } from './bench/measure.js';
+import { psqlCopyFiles, type PsqlResult, type TsvFile } from './bench/psql-baseline.js';
+
+const MB = 1e6;
+const RUNTAG = 'bench';
+const DB_NAME = 'spade_bench';
+const BASELINE_SCHEMA = 'baseline';
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : dflt;
+}
+
+function positiveInt(name: string, dflt: number): number {
+  const v = Number(arg(name, String(dflt)));
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer, got ${arg(name, '')}`);
+  return v;
+}
+
+function say(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+const fixtures = fixturesDir();
+const configPath = join(fixtures, 'spade', 'table_config.json');
+const geoipCity = join(fixtures, 'geoip', 'GeoIP2-City-Test.mmdb');
+const geoipAsn = join(fixtures, 'geoip', 'GeoLite2-ASN-Test.mmdb');
+
+interface TransformOnly {
+  secs: number;
+  events: number;
+  /** Decompressed edge bytes read. */
+  bytes: number;
+  rssMb: number;
+}
+
+/**
+ * Child mode: the transform alone over the corpus files on local disk, one task
+ * per file as `spade transform FILE...` runs them, at most two tasks per thread
+ * in flight (transformCommand submits every file at once, which overflows the
+ * pool's queue beyond threads + threads² files).
+ */
+async function transformChild(): Promise<void> {
+  const files = listCorpusFiles(arg('input', '')).map((f) => f.path);
+  const tables = arg('tables', 'all');
+  const out = arg('out', '');
+  const pool = createTransformPool(Number(arg('threads', '1')));
+  const settings: TransformSettings = {
+    configText: readFileSync(configPath, 'utf8'),
+    configSource: configPath,
+    geoipCity,
+    geoipAsn,
+    tables: tables === 'all' ? undefined : tables.split(','),
+  };
+  const counts = emptyCounts();
+  const started = process.hrtime.bigint();
+  try {
+    await forEachLimited(
+      files.map((path, i) => [path, i] as const),
+      pool.threads * 2,
+      async ([path, i]) => {
+        const r = await pool.run({
+          settings,
+          input: { kind: 'urls', urls: [path] },
+          output: { location: out, prefix: '', fileTag: `bench-${String(i).padStart(5, '0')}` },
+        });
+        mergeCounts(counts, r.counts);
+      },
+    );
+  } finally {
+    await pool.close();
+  }
+  const secs = Number(process.hrtime.bigint() - started) / 1e9;
+  const result: TransformOnly = {
+    secs,
+    events: sumEvents(counts),
+    bytes: counts.inputBytes,
+    rssMb: process.resourceUsage().maxRSS / 1024,
+  };
+  say(JSON.stringify(result));
+}
+
+function sumEvents(counts: OutcomeCounts): number {
+  return Object.values(eventTotals(counts)).reduce((s, n) => s + n, 0);
+}
+
+/** Pacific wall-clock text of a unix time, the replay's START/END format. */
+function pacific(sec: number): string {
+  return DateTime.fromSeconds(sec, { zone: PACIFIC_ZONE }).toFormat('yyyy-MM-dd HH:mm:ss');
+}
+
+/** Phases from the replay's last log line `runtag … finished with exit code 0; phases: list 0.1s, …`. */
+function parsePhases(logText: string): Record<string, number> | null {
+  const lines = logText.trimEnd().split('\n');
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const m = /finished with exit code \d+; phases: (.*)$/.exec(lines[i]!);
+    if (!m) continue;
+    const phases: Record<string, number> = {};
+    for (const part of m[1]!.split(', ')) {
+      const p = /^(\w+) ([\d.]+)s$/.exec(part.trim());
+      if (p) phases[p[1]!] = Number(p[2]);
+    }
+    return phases;
+  }
+  return null;
+}
+
+function tail(path: string, lines: number): string {
+  if (!existsSync(path)) return '';
+  return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/** The newest version of each table's schema: what the replay creates. */
+function latestSchemas(schemas: TableSchema[], tables: string[]): TableSchema[] {
+  return tables.map((t) => schemas.filter((s) => s.event === t).sort((a, b) => b.version - a.version)[0]!);
+}
+
+/** Every `rows` file named by the run's success manifests, and the merged counts. */
+async function readRunOutput(out: S3Store): Promise<{
+  counts: OutcomeCounts;
+  files: { key: string; table: string; rows: number; bytes: number; tsvBytes: number }[];
+}> {
+  const counts = emptyCounts();
+  const files: { key: string; table: string; rows: number; bytes: number; tsvBytes: number }[] = [];
+  // `<runtag>/_success/<partition>.json`: the directory part of any partition's key.
+  const prefix = successKey(RUNTAG, '').slice(0, -'.json'.length);
+  for await (const obj of out.list(prefix)) {
+    if (!obj.key.endsWith('.json')) continue;
+    const m = JSON.parse((await out.readBytes(obj.key)).toString('utf8')) as SuccessManifest;
+    mergeCounts(counts, m.counts);
+    for (const f of m.files) {
+      if (f.kind === 'rows' && f.event)
+        files.push({ key: f.key, table: f.event, rows: f.rows, bytes: f.bytes, tsvBytes: f.uncompressedBytes });
+    }
+  }
+  return { counts, files };
+}
+
+async function countRows(pg: PgServer, db: string, schema: string, tables: string[]): Promise<number> {
+  let total = 0;
+  for (const t of tables) {
+    const r = await pg.query<{ n: string }>(db, `SELECT count(*) AS n FROM "${schema}"."${t.replace(/"/g, '""')}"`);
+    total += Number(r[0]!.n);
+  }
+  return total;
+}
+
+const f1 = (n: number): string => n.toFixed(1);
+const rate = (n: number): string =>
+  n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0);
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--child')) return transformChild();
+  const mb = positiveInt('mb', 1024);
+  const threads = positiveInt('threads', availableParallelism());
+  const poolsize = positiveInt('poolsize', 4);
+  const tablesArg = arg('tables', 'all');
+  const skipTransformOnly = process.argv.includes('--skip-transform-only');
+  const keep = process.argv.includes('--keep');
+  const corpusDir = resolve(arg('corpus', join(tmpdir(), `spade-bench-replay-corpus-${mb}mb`)));
+  if (!existsSync(configPath)) throw new Error(`fixtures not found at ${fixtures} (set SPADE_FIXTURES)`);
+  const spade = join(repoRoot(), 'dist', 'driver', 'cli', 'spade.js');
+  if (!existsSync(spade)) throw new Error(`${spade} not built: run npx tsc -p . first`);
+
+  const schemas = parseTableConfig(readFileSync(configPath, 'utf8'), configPath);
+  const known = [...new Set(schemas.map((s) => s.event))].sort();
+  const tables =
+    tablesArg === 'all'
+      ? known
+      : [
+          ...new Set(
+            tablesArg
+              .split(',')
+              .map((t) => t.trim())
+              .filter(Boolean),
+          ),
+        ].sort();
+  const unknown = tables.filter((t) => !known.includes(t));
+  if (unknown.length) throw new Error(`--tables: not in ${configPath}: ${unknown.join(', ')}`);
+
+  const corpus: Corpus = await ensureCorpus(corpusDir, mb, schemas, say);
+  say(
+    `corpus: ${corpus.files.length} files, ${f1(corpus.bytes / MB)} MB gzip, ${corpus.events} events, in ${corpus.dir}`,
+  );
+
+  const scratch = mkdtempSync(join(tmpdir(), 'spade-bench-replay-'));
+  const cleanups: (() => unknown)[] = [];
+  const cleanup = async (): Promise<void> => {
+    for (const fn of cleanups.splice(0).reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        process.stderr.write(`cleanup: ${(err as Error).message}\n`);
+      }
+    }
+  };
+  const onSignal = (): void => void cleanup().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  cleanups.push(() =>
+    keep ? say(`kept scratch files in ${scratch}`) : rmSync(scratch, { recursive: true, force: true }),
+  );
+  try {
+    // ---- 1. transform only, before the servers start, on a quiet machine ----
+    let transformOnly: TransformOnly | null = null;
+    if (!skipTransformOnly) {
+      say(`transform only: ${threads} thread(s) ...`);
+      const outDir = join(scratch, 'transform-only');
+      const text = execFileSync(
+        process.execPath,
+        [
+          fileURLToPath(import.meta.url),
+          '--child',
+          '--input',
+          corpus.dir,
+          '--threads',
+          String(threads),
+          '--tables',
+          tablesArg,
+          '--out',
+          outDir,
+        ],
+        { encoding: 'utf8', maxBuffer: 1 << 20 },
+      );
+      transformOnly = JSON.parse(text.trim().split('\n').pop()!) as TransformOnly;
+      rmSync(outDir, { recursive: true, force: true });
+    }
+
+    // ---- 2. s3rver with the corpus, PostgreSQL with the tables ----
+    // startS3Server wants a test context only to register its cleanup.
+    const context = { after: (fn: () => unknown) => void cleanups.push(fn), skip: () => undefined };
+    const s3: S3TestServer = await startS3Server(context as unknown as TestContext, { buckets: ['edge', 'out'] });
+    const seedStarted = Date.now();
+    s3.seedObjects(
+      'edge',
+      (function* () {
+        for (const f of corpus.files) yield [f.key, readFileSync(f.path)] as const;
+      })(),
+    );
+    say(`seeded s3rver with the corpus in ${f1((Date.now() - seedStarted) / 1000)} s`);
+    const pg = await startCluster();
+    cleanups.push(() => pg.stop());
+    const db = await pg.createDatabase(DB_NAME);
+    const pgVersion = (await pg.query<{ v: string }>(db, "SELECT current_setting('server_version') AS v"))[0]?.v ?? '?';
+    for (const schema of ['physical', BASELINE_SCHEMA]) {
+      await pg.query(db, `CREATE SCHEMA ${schema}`);
+      for (const s of latestSchemas(schemas, tables))
+        await pg.query(db, createTableSql(s, { dialect: 'postgres', schema }));
+    }
+    const rsurl = db.replace(`:${pg.password}@`, '@');
+    const env = { ...process.env, ...s3.env, PGPASSWORD: pg.password };
+
+    // ---- 3. the replay, end to end ----
+    const start = pacific(corpus.startSec - 3600);
+    const end = pacific(corpus.endSec + 3600);
+    const logFile = join(scratch, 'replay.log');
+    const replayArgs = [
+      spade,
+      'replay',
+      start,
+      end,
+      ...(tablesArg === 'all' ? ['--all-tables'] : tables),
+      '--edge',
+      's3://edge',
+      '--output',
+      's3://out',
+      '--rsurl',
+      rsurl,
+      '--config',
+      configPath,
+      '--geoip-city',
+      geoipCity,
+      '--geoip-asn',
+      geoipAsn,
+      '--threads',
+      String(threads),
+      '--poolsize',
+      String(poolsize),
+      '--runtag',
+      RUNTAG,
+      '--log-file',
+      logFile,
+    ];
+    say(
+      `replay ${start} .. ${end}, ${tablesArg === 'all' ? `all ${tables.length} tables` : tables.join(',')}, ${threads} thread(s), poolsize ${poolsize} ...`,
+    );
+    const replay: Measured = await runMeasured(process.execPath, replayArgs, {
+      env,
+      stdoutFile: join(scratch, 'replay.stdout'),
+      stderrFile: join(scratch, 'replay.stderr'),
+      timeFile: join(scratch, 'replay.time'),
+    });
+    const phases = parsePhases(existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
+    if (replay.code !== 0 || !phases) {
+      throw new Error(
+        `replay exited with code ${replay.code}${phases ? '' : ' and no phases line'}; stderr tail:\n` +
+          `${tail(join(scratch, 'replay.stderr'), 30)}\nstdout tail:\n${tail(join(scratch, 'replay.stdout'), 30)}`,
+      );
+    }
+
+    // ---- 4. what it produced; the same TSV files on local disk ----
+    const out = new S3Store({ bucket: 'out', prefix: '', client: s3.client });
+    const output = await readRunOutput(out);
+    const tsvDir = join(scratch, 'tsv');
+    mkdirSync(tsvDir);
+    const local: TsvFile[] = output.files.map((f, i) => ({
+      table: f.table,
+      rows: f.rows,
+      path: join(tsvDir, `${i}.tsv.gz`),
+    }));
+    await forEachLimited(
+      output.files.map((f, i) => [f, local[i]!] as const),
+      8,
+      async ([f, l]) => pipeline(await out.read(f.key), createWriteStream(l.path)),
+    );
+    const loadedRows = await countRows(pg, db, 'physical', tables);
+
+    // ---- 5. psql \copy baseline ----
+    say(`psql \\copy baseline: ${local.length} files, ${poolsize} table(s) at a time ...`);
+    const psql: PsqlResult = await psqlCopyFiles({
+      files: local,
+      dbUrl: rsurl,
+      env,
+      schema: BASELINE_SCHEMA,
+      jobs: poolsize,
+    });
+    const baselineRows = await countRows(pg, db, BASELINE_SCHEMA, tables);
+
+    // ---- 6. report ----
+    const tsvBytes = output.files.reduce((s, f) => s + f.tsvBytes, 0);
+    const tsvGzBytes = output.files.reduce((s, f) => s + f.bytes, 0);
+    const fileRows = output.files.reduce((s, f) => s + f.rows, 0);
+    const events = sumEvents(output.counts);
+    const edgeBytes = output.counts.inputBytes;
+    const load = phases.load ?? NaN;
+    const phaseSum = Object.values(phases).reduce((s, n) => s + n, 0);
+    const e2eGz = corpus.bytes / MB / replay.secs;
+    const loadTsv = tsvBytes / MB / load;
+    const psqlTsv = tsvBytes / MB / psql.secs;
+    const profile = rssProfile(replay, 4).map((kb) => (kb / 1024).toFixed(0));
+    const cpu = cpus()[0]?.model.trim() ?? '?';
+    const checks: string[] = [];
+    if (loadedRows !== fileRows) checks.push(`physical tables hold ${loadedRows} rows, the files ${fileRows}`);
+    if (baselineRows !== fileRows || psql.rows !== fileRows)
+      checks.push(`baseline holds ${baselineRows} rows (psql said ${psql.rows}), the files ${fileRows}`);
+
+    const cmd = `npm run bench:replay -- ${process.argv.slice(2).join(' ')}`.trimEnd();
+    const block = [
+      `### bench:replay, ${new Date().toISOString().slice(0, 10)}`,
+      '',
+      '```',
+      `command: ${cmd}`,
+      `machine: ${availableParallelism()} CPUs (${cpu}), ${f1(totalmem() / 2 ** 30)} GiB RAM, Linux ${release()}, node ${process.version}, PostgreSQL ${pgVersion}`,
+      `corpus:  ${corpus.files.length} edge files, ${f1(corpus.bytes / MB)} MB gzip (${f1(edgeBytes / MB)} MB edge lines), ${events} events; ` +
+        `tables: ${tablesArg === 'all' ? `all (${tables.length})` : tables.join(',')}; --threads ${threads} --poolsize ${poolsize}; s3rver + local PostgreSQL (fsync off)`,
+      '',
+      `replay end to end (local executor, child process, wall clock):`,
+      `  ${f1(replay.secs)} s, ${f1(e2eGz)} MB/s gzip input, ${f1(edgeBytes / MB / replay.secs)} MB/s edge lines, ${rate(events / replay.secs)} events/s`,
+      `  phases: ${Object.entries(phases)
+        .map(([k, v]) => `${k} ${f1(v)} s`)
+        .join(', ')}; other ${f1(replay.secs - phaseSum)} s (startup, commit, report)`,
+      `  peak RSS ${(replay.maxRssKb / 1024).toFixed(0)} MB (${replay.rssSource}); RSS max per quarter of the run: ${profile.join(' / ')} MB`,
+      ...(transformOnly
+        ? [
+            `transform only (same corpus and threads, local disk in and out):`,
+            `  ${f1(transformOnly.secs)} s, ${f1(corpus.bytes / MB / transformOnly.secs)} MB/s gzip input, ${f1(transformOnly.bytes / MB / transformOnly.secs)} MB/s edge lines, ` +
+              `${rate(transformOnly.events / transformOnly.secs)} events/s, peak RSS ${transformOnly.rssMb.toFixed(0)} MB`,
+            `  end to end / transform only: ${(transformOnly.secs / replay.secs).toFixed(2)} (target >= 0.7)`,
+          ]
+        : []),
+      `load: ${fileRows} rows in ${output.files.length} gzip TSV files, ${f1(tsvBytes / MB)} MB TSV (${f1(tsvGzBytes / MB)} MB gzip)`,
+      `  replay load phase:  ${f1(load)} s, ${f1(loadTsv)} MB/s TSV, ${rate(fileRows / load)} rows/s ` +
+        `(from s3rver; count + delete + COPY into a temp table + INSERT per table, one transaction each)`,
+      `  psql \\copy:         ${f1(psql.secs)} s, ${f1(psqlTsv)} MB/s TSV, ${rate(psql.rows / psql.secs)} rows/s ` +
+        `(local files, FROM PROGRAM 'gzip -dc', one psql per file, files of a table in sequence, ${poolsize} tables at a time)`,
+      `  load phase / psql: ${(loadTsv / psqlTsv).toFixed(2)} (target >= 0.7)`,
+      `memory: peak RSS ${(replay.maxRssKb / 1024).toFixed(0)} MB at ${f1(corpus.bytes / MB)} MB input; flat in input size means the same at another --mb`,
+      ...(checks.length
+        ? [`CHECK FAILED: ${checks.join('; ')}`]
+        : [`check: physical and baseline tables each hold the ${fileRows} rows of the files`]),
+      '```',
+    ];
+    say('');
+    for (const l of block) say(l);
+    if (checks.length) process.exitCode = 1;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    await cleanup();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

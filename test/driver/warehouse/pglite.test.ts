@@ -1,0 +1,249 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { openWarehouse, type TableLoad, type Warehouse } from '../../../driver/warehouse/warehouse.js';
+import { lastRowEnd, RowBlobCutter } from '../../../driver/warehouse/pglite.js';
+
+type Field = string | number | null;
+
+/** One TSV field as the row writer encodes it (common.md): `\`, TAB, LF, CR escaped; NULL is empty. */
+function field(value: Field): string {
+  if (value === null) return '';
+  return String(value).replace(/[\\\t\n\r]/g, (c) => `\\${c}`);
+}
+
+function tsv(rows: Field[][]): string {
+  return rows.map((row) => row.map(field).join('\t') + '\n').join('');
+}
+
+function gzipRows(rows: Field[][]): Buffer {
+  return gzipSync(Buffer.from(tsv(rows), 'utf8'));
+}
+
+const WINDOW = { start: '2024-03-01 10:00:00', end: '2024-03-01 11:00:00' };
+const TRICKY = 'tab\there, newline\nthere, cr\r, backslash \\ and \\N, quote " \' and ünïcødé ✓';
+
+function files(map: Record<string, Buffer>): { list: TableLoad['files']; open: (key: string) => Promise<Readable> } {
+  return {
+    list: Object.keys(map).map((key) => ({ key, url: `s3://bucket/${key}` })),
+    open: async (key) => {
+      const body = map[key];
+      if (!body) throw new Error(`no such test file ${key}`);
+      return Readable.from([body]);
+    },
+  };
+}
+
+function load(table: string, list: TableLoad['files'], extra: Partial<TableLoad> = {}): TableLoad {
+  return { schema: 'physical', table, window: WINDOW, files: list, maxShrink: 0.9, allowShrink: false, ...extra };
+}
+
+async function contents(warehouse: Warehouse, table = 'ev'): Promise<string[]> {
+  const rows = await warehouse.query<{ r: string }>(
+    `SELECT concat_ws('|', to_char(time, 'YYYY-MM-DD HH24:MI:SS'), coalesce(n::text, 'NULL'), coalesce(s, 'NULL')) AS r
+       FROM physical."${table.replace(/"/g, '""')}" ORDER BY 1`,
+  );
+  return rows.map((row) => row.r);
+}
+
+async function reset(warehouse: Warehouse): Promise<void> {
+  await warehouse.execute(
+    `DROP SCHEMA IF EXISTS physical CASCADE;
+     CREATE SCHEMA physical;
+     CREATE TABLE physical.ev (time timestamp, n int, s varchar(200));
+     CREATE TABLE physical.other (time timestamp, n int, s varchar(200));
+     INSERT INTO physical.ev VALUES
+       ('2024-03-01 09:59:59', 1, 'before window'),
+       ('2024-03-01 10:00:00', 2, 'old in window'),
+       ('2024-03-01 10:30:00', 3, 'old in window'),
+       ('2024-03-01 11:00:01', 4, 'after window');
+     INSERT INTO physical.other VALUES ('2024-03-01 10:30:00', 5, 'other table');`,
+  );
+}
+
+const GOOD = {
+  'run/ev/v1/a.gz': gzipRows([
+    ['2024-03-01 10:00:00', 10, TRICKY],
+    ['2024-03-01 10:15:00', null, ''],
+    ['2024-03-01 10:20:00', 11, null],
+  ]),
+  'run/ev/v1/b.gz': gzipRows([
+    ['2024-03-01 11:00:00', 12, 'last second of the window'],
+    ['2024-03-01 11:00:02', 13, 'outside: dropped'],
+  ]),
+};
+
+const EXPECTED = [
+  '2024-03-01 09:59:59|1|before window',
+  `2024-03-01 10:00:00|10|${TRICKY}`,
+  '2024-03-01 10:15:00|NULL|NULL',
+  '2024-03-01 10:20:00|11|NULL',
+  '2024-03-01 11:00:00|12|last second of the window',
+  '2024-03-01 11:00:01|4|after window',
+].sort();
+
+/** Rows whose text is full of escaped newlines and backslashes, so blob cuts land next to them. */
+function trickyRows(count: number): Field[][] {
+  const rows: Field[][] = [];
+  for (let i = 0; i < count; i++) {
+    const text = `r${i}\n${'\\'.repeat(i % 5)}\n${'x'.repeat(i % 37)}${'\\'.repeat(i % 3)}`;
+    rows.push(['2024-03-01 10:30:00', i, text]);
+  }
+  return rows;
+}
+
+test('lastRowEnd finds the last LF that is not escaped', () => {
+  const b = (s: string): Buffer => Buffer.from(s, 'latin1');
+  assert.equal(lastRowEnd(b('a\tb\n')), 4);
+  assert.equal(lastRowEnd(b('a\\\nb')), -1); // backslash+LF is an embedded newline
+  assert.equal(lastRowEnd(b('a\\\\\nb')), 4); // escaped backslash, then a real row end
+  assert.equal(lastRowEnd(b('a\n\\\\\\\nb')), 2);
+  assert.equal(lastRowEnd(b('\nx')), 1);
+  assert.equal(lastRowEnd(b('\\\nx')), -1);
+  assert.equal(lastRowEnd(b('no row end')), -1);
+});
+
+test('RowBlobCutter hands out whole rows only, and all bytes exactly once', () => {
+  const input = Buffer.from(tsv(trickyRows(500)), 'utf8');
+  for (const [limit, piece] of [
+    [100, 7],
+    [257, 64],
+    [1000, 1],
+    [4096, 333],
+  ] as const) {
+    const cutter = new RowBlobCutter(limit);
+    const blobs: Buffer[] = [];
+    for (let at = 0; at < input.length; at += piece) {
+      const blob = cutter.push(input.subarray(at, at + piece));
+      if (blob) blobs.push(Buffer.from(blob));
+    }
+    const last = cutter.end();
+    if (last) blobs.push(last);
+    assert.ok(blobs.length > 1, `several blobs for limit ${limit}`);
+    assert.ok(Buffer.concat(blobs).equals(input), `lossless for limit ${limit}`);
+    for (const blob of blobs) assert.equal(lastRowEnd(blob), blob.length, 'each blob ends at a row end');
+  }
+});
+
+test('PGlite warehouse', { timeout: 300_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'spade-pglite-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const logs: string[] = [];
+  // A plain path whose parent does not exist yet; a small blob size, so that even
+  // test files are copied in several pieces.
+  const path = join(dir, 'nested', 'db');
+  let warehouse = await openWarehouse(path, { pgliteBlobBytes: 4096, log: (m) => logs.push(m) });
+  t.after(() => warehouse.close());
+  assert.equal(warehouse.kind, 'pglite');
+
+  await t.test('replaces the window exactly, leaves the rest alone, and is repeatable', async () => {
+    await reset(warehouse);
+    const { list, open } = files(GOOD);
+    const first = await warehouse.replaceWindow(load('ev', list), open);
+    assert.equal(first.status, 'loaded', first.error);
+    assert.deepEqual(
+      { before: first.before, deleted: first.deleted, inserted: first.inserted, dropped: first.droppedOutsideWindow },
+      { before: 2, deleted: 2, inserted: 4, dropped: 1 },
+    );
+    assert.deepEqual(await contents(warehouse), EXPECTED);
+    assert.deepEqual(await contents(warehouse, 'other'), ['2024-03-01 10:30:00|5|other table']);
+
+    const second = await warehouse.replaceWindow(load('ev', list), open);
+    assert.equal(second.status, 'loaded', second.error);
+    assert.deepEqual([second.before, second.deleted, second.inserted], [4, 4, 4]);
+    assert.deepEqual(await contents(warehouse), EXPECTED);
+    assert.ok(logs.some((line) => line.includes('physical.ev: loaded 2 file(s)')));
+    assert.equal(await warehouse.tableExists('physical', 'ev'), true);
+    assert.equal(await warehouse.tableExists('physical', 'nope'), false);
+  });
+
+  await t.test('a file bigger than the blob size loads exactly, escaped newlines at the cuts', async () => {
+    await reset(warehouse);
+    const rows = trickyRows(3000);
+    const big = gzipRows(rows);
+    const result = await warehouse.replaceWindow(load('ev', [{ key: 'big.gz', url: 's3://b/big.gz' }]), async () =>
+      Readable.from([big]),
+    );
+    assert.equal(result.status, 'loaded', result.error);
+    assert.equal(result.inserted, rows.length);
+    const loaded = await warehouse.query<{ n: number; s: string }>(
+      "SELECT n, s FROM physical.ev WHERE time BETWEEN '2024-03-01 10:00:00' AND '2024-03-01 11:00:00' ORDER BY n",
+    );
+    assert.deepEqual(
+      loaded.map((row) => [row.n, row.s]),
+      rows.map((row) => [row[1], row[2]]),
+    );
+  });
+
+  await t.test('a bad value fails the load, names file and line, and leaves the table as it was', async () => {
+    await reset(warehouse);
+    const before = await contents(warehouse);
+    const rows = trickyRows(2000);
+    (rows[1500] as Field[])[1] = 'not-a-number';
+    const { list, open } = files({ 'run/ev/v1/good.gz': GOOD['run/ev/v1/a.gz'], 'run/ev/v1/bad.gz': gzipRows(rows) });
+    const result = await warehouse.replaceWindow(load('ev', list), open);
+    assert.equal(result.status, 'failed');
+    assert.match(result.error ?? '', /physical\.ev/);
+    assert.match(result.error ?? '', /run\/ev\/v1\/bad\.gz/);
+    assert.match(result.error ?? '', /invalid input syntax for type integer: "not-a-number"/);
+    // Line of the file, not of the blob it was copied in.
+    assert.match(result.error ?? '', /line 1501, column n/);
+    assert.deepEqual(await contents(warehouse), before);
+
+    const broken = await warehouse.replaceWindow(load('ev', [{ key: 'not-gzip', url: 's3://b/not-gzip' }]), async () =>
+      Readable.from([Buffer.from('plain text')]),
+    );
+    assert.equal(broken.status, 'failed');
+    assert.match(broken.error ?? '', /file not-gzip failed: gzip: /);
+    assert.deepEqual(await contents(warehouse), before);
+  });
+
+  await t.test('the shrink guard refuses a load that loses rows unless allowed', async () => {
+    await reset(warehouse);
+    const before = await contents(warehouse);
+    const { list, open } = files({ 'one.gz': gzipRows([['2024-03-01 10:05:00', 30, 'only one']]) });
+    const refused = await warehouse.replaceWindow(load('ev', list, { maxShrink: 0.1 }), open);
+    assert.equal(refused.status, 'shrink_refused');
+    assert.match(refused.error ?? '', /from 2 to 1 rows/);
+    assert.match(refused.error ?? '', /--allow-shrink/);
+    assert.deepEqual(await contents(warehouse), before);
+
+    const allowed = await warehouse.replaceWindow(load('ev', list, { maxShrink: 0.1, allowShrink: true }), open);
+    assert.equal(allowed.status, 'loaded', allowed.error);
+    assert.deepEqual(await contents(warehouse), [
+      '2024-03-01 09:59:59|1|before window',
+      '2024-03-01 10:05:00|30|only one',
+      '2024-03-01 11:00:01|4|after window',
+    ]);
+  });
+
+  await t.test('concurrent calls are serialised on the one connection', async () => {
+    await reset(warehouse);
+    await warehouse.execute('CREATE TABLE physical."we""ird" (time timestamp, n int, s text)');
+    const a = files(GOOD);
+    const b = files({ 'w.gz': gzipRows([['2024-03-01 10:10:00', 1, 'quoted']]) });
+    const [ev, weird, count] = await Promise.all([
+      warehouse.replaceWindow(load('ev', a.list), a.open),
+      warehouse.replaceWindow(load('we"ird', b.list), b.open),
+      warehouse.query<{ n: number }>('SELECT count(*)::int AS n FROM physical.other'),
+    ]);
+    assert.equal(ev.status, 'loaded', ev.error);
+    assert.equal(weird.status, 'loaded', weird.error);
+    assert.equal(count[0]?.n, 1);
+    assert.deepEqual(await contents(warehouse), EXPECTED);
+    assert.deepEqual(await contents(warehouse, 'we"ird'), ['2024-03-01 10:10:00|1|quoted']);
+
+    const missing = await warehouse.replaceWindow(load('absent', a.list), a.open);
+    assert.equal(missing.error, 'table physical.absent does not exist (create it with `spade ddl`)');
+  });
+
+  await t.test('the data survives closing and reopening the directory', async () => {
+    await warehouse.close();
+    warehouse = await openWarehouse(`pglite://${path}`);
+    assert.deepEqual(await contents(warehouse), EXPECTED);
+  });
+});

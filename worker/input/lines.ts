@@ -1,0 +1,286 @@
+/**
+ * Lines from a (gzip or plain) byte stream, in batches, with bounded memory and
+ * no crash on any input.
+ *
+ * Accounting: every line of the input is either delivered in a batch or
+ * reported once via onBadLine, and line numbers are 1-based and contiguous
+ * within a batch. Empty lines are delivered like any other line (the caller's
+ * edge parser rejects them as `empty_line`), so batches never split on them.
+ * A final line without a trailing LF is delivered when the input ends cleanly.
+ *
+ * Known limit: when zlib hits corrupt data (not mere truncation) it may drop
+ * the output it produced during that same write (at most one 16 KiB output
+ * buffer); lines inside it are neither delivered nor reported — only the
+ * inputError tells. Truncated gzip (the usual crash damage) loses nothing.
+ */
+import { Readable } from 'node:stream';
+import { createGunzip, type Gunzip } from 'node:zlib';
+
+const MiB = 1024 * 1024;
+const LF = 10;
+const CR = 13;
+/** How much of an over-long line is kept for the bad-line report. */
+const TOO_LONG_HEAD_BYTES = MiB;
+
+function toBuffer(chunk: unknown): Buffer {
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (typeof chunk === 'string') return Buffer.from(chunk, 'utf8');
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  throw new TypeError(`expected a byte stream, got a chunk of type ${typeof chunk}`);
+}
+
+/**
+ * The bytes of `raw`, gunzipped when they start with the gzip magic (1f 8b).
+ * Concatenated gzip members (`gzip -c a >> f`) and trailing zero padding are
+ * handled by zlib. Errors of `raw` or of decompression surface as an error of
+ * the returned stream.
+ */
+export function decodedStream(raw: Readable): Readable {
+  return Readable.from(decodedChunks(raw), { objectMode: false, highWaterMark: MiB });
+}
+
+async function* decodedChunks(raw: Readable): AsyncGenerator<Buffer> {
+  const it = raw[Symbol.asyncIterator]() as AsyncIterator<unknown>;
+  let head: Buffer = Buffer.alloc(0);
+  try {
+    while (head.length < 2) {
+      const r = await it.next();
+      if (r.done) {
+        if (head.length > 0) yield head;
+        return;
+      }
+      const b = toBuffer(r.value);
+      head = head.length === 0 ? b : Buffer.concat([head, b]);
+    }
+    async function* all(): AsyncGenerator<Buffer> {
+      yield head;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return;
+        yield toBuffer(r.value);
+      }
+    }
+    if (head[0] !== 0x1f || head[1] !== 0x8b) {
+      yield* all();
+      return;
+    }
+    const gunzip = createGunzip();
+    const feeding = feedGunzip(gunzip, all());
+    for await (const chunk of gunzip) yield chunk as Buffer;
+    await feeding;
+  } finally {
+    // Stopping early (consumer gone, error): release the source.
+    if (!raw.destroyed) raw.destroy();
+  }
+}
+
+/**
+ * Writes `chunks` into `gunzip` one at a time, each after the previous one was
+ * processed, and ends it only then. Why not pipeline(): Node's zlib applies
+ * Z_FINISH to the last queued chunk once end() was called, and on a truncated
+ * stream the output of that chunk is then discarded with the error; this way
+ * only the final empty flush sees Z_FINISH and no decoded byte is lost.
+ * Errors end up as an error of `gunzip` (seen by its reader); never rejects.
+ */
+async function feedGunzip(gunzip: Gunzip, chunks: AsyncIterable<Buffer>): Promise<void> {
+  try {
+    for await (const chunk of chunks) {
+      await new Promise<void>((resolve, reject) => {
+        gunzip.write(chunk, (err) => (err ? reject(err) : resolve()));
+      });
+    }
+    gunzip.end();
+  } catch (err) {
+    gunzip.destroy(err as Error);
+  }
+}
+
+export interface ReadLinesOptions {
+  /** Name of the input (file/key) for messages. */
+  source: string;
+  /** Longer lines are reported as `line_too_long` (default 64 MiB). */
+  maxLineBytes?: number;
+  /** Approximate bytes of line text per onBatch call (default 1 MiB). */
+  batchBytes?: number;
+}
+
+export interface BadLine {
+  lineNo: number;
+  reason: 'line_too_long' | 'truncated_input';
+  /** The line's text, at most its first 1 MiB. */
+  text: string;
+}
+
+export interface ReadLinesResult {
+  /** Lines seen: delivered + reported bad. */
+  lines: number;
+  /** Bytes read (after decompression). */
+  bytes: number;
+  /** Set when the stream failed (corrupt/truncated gzip, read error); lines before it were delivered. */
+  inputError?: string;
+}
+
+/**
+ * Splits `input` on LF (a trailing CR is stripped), decodes UTF-8 (invalid
+ * bytes become U+FFFD) and hands complete lines to onBatch, awaiting it (that
+ * is the backpressure). Resolves, never rejects, for bad data or a failing
+ * stream (see `inputError`); rejects only if a callback throws.
+ */
+export async function readLineBatches(
+  input: Readable,
+  opts: ReadLinesOptions,
+  onBatch: (lines: string[], firstLineNo: number) => void | Promise<void>,
+  onBadLine: (bad: BadLine) => void,
+): Promise<ReadLinesResult> {
+  const maxLineBytes = opts.maxLineBytes ?? 64 * MiB;
+  const batchBytes = opts.batchBytes ?? MiB;
+
+  let lineNo = 0; // number of the last line delivered or reported
+  let bytes = 0;
+  let batch: string[] = [];
+  let batchLen = 0;
+  // The current incomplete line: pieces and their total length, or, once it
+  // exceeded maxLineBytes, only its head (tooLongHead !== null).
+  let pending: Buffer[] = [];
+  let pendingLen = 0;
+  let tooLongHead: Buffer | null = null;
+
+  async function flush(): Promise<void> {
+    if (batch.length === 0) return;
+    const lines = batch;
+    const first = lineNo - lines.length + 1;
+    batch = [];
+    batchLen = 0;
+    await onBatch(lines, first);
+  }
+
+  function pushLine(line: string): Promise<void> | undefined {
+    if (line.length > 0 && line.charCodeAt(line.length - 1) === CR) line = line.slice(0, -1);
+    batch.push(line);
+    lineNo++;
+    batchLen += line.length + 1;
+    return batchLen >= batchBytes ? flush() : undefined;
+  }
+
+  async function reportBad(reason: BadLine['reason'], text: Buffer): Promise<void> {
+    await flush(); // batches hold contiguous line numbers
+    lineNo++;
+    onBadLine({ lineNo, reason, text: text.toString('utf8') });
+  }
+
+  /** Adds bytes of the current (still unterminated) line, switching to head-only past the limit. */
+  function appendPending(part: Buffer): void {
+    if (part.length === 0) return;
+    if (tooLongHead !== null) {
+      if (tooLongHead.length < TOO_LONG_HEAD_BYTES) {
+        tooLongHead = Buffer.concat([tooLongHead, part.subarray(0, TOO_LONG_HEAD_BYTES - tooLongHead.length)]);
+      }
+      return;
+    }
+    pending.push(part);
+    pendingLen += part.length;
+    if (pendingLen > maxLineBytes) {
+      const joined = Buffer.concat(pending, Math.min(pendingLen, TOO_LONG_HEAD_BYTES));
+      // Copy so the (possibly large) source chunks can be collected.
+      tooLongHead = Buffer.from(joined);
+      pending = [];
+      pendingLen = 0;
+    }
+  }
+
+  /** Ends the current line at an LF (its final part is `tail`). */
+  async function endPendingLine(tail: Buffer): Promise<void> {
+    appendPending(tail);
+    if (tooLongHead !== null) {
+      const head = tooLongHead;
+      tooLongHead = null;
+      await reportBad('line_too_long', head);
+      return;
+    }
+    const line = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingLen);
+    pending = [];
+    pendingLen = 0;
+    await pushLine(line.toString('utf8'));
+  }
+
+  /** Complete lines in `seg` (LF-separated, no final LF), all of which may be too long. */
+  async function slowLines(seg: Buffer): Promise<void> {
+    let start = 0;
+    for (;;) {
+      const nl = seg.indexOf(LF, start);
+      const end = nl < 0 ? seg.length : nl;
+      if (end - start > maxLineBytes) {
+        await reportBad('line_too_long', seg.subarray(start, Math.min(end, start + TOO_LONG_HEAD_BYTES)));
+      } else await pushLine(seg.toString('utf8', start, end));
+      if (nl < 0) return;
+      start = nl + 1;
+    }
+  }
+
+  async function onChunk(chunk: Buffer): Promise<void> {
+    let pos = 0;
+    if (pendingLen > 0 || tooLongHead !== null) {
+      const nl = chunk.indexOf(LF);
+      if (nl < 0) {
+        appendPending(chunk);
+        return;
+      }
+      await endPendingLine(chunk.subarray(0, nl));
+      pos = nl + 1;
+    }
+    const lastNl = chunk.lastIndexOf(LF);
+    if (lastNl >= pos) {
+      const seg = chunk.subarray(pos, lastNl);
+      if (seg.length <= maxLineBytes) {
+        // Fast path: one UTF-8 decode for all complete lines of the chunk.
+        // Segment boundaries are LFs, so no multi-byte character is split.
+        const lines = seg.toString('utf8').split('\n');
+        for (let i = 0; i < lines.length; i++) {
+          const p = pushLine(lines[i]);
+          if (p !== undefined) await p;
+        }
+      } else {
+        await slowLines(seg);
+      }
+      pos = lastNl + 1;
+    }
+    if (pos < chunk.length) appendPending(chunk.subarray(pos));
+  }
+
+  let inputError: string | undefined;
+  const it = input[Symbol.asyncIterator]() as AsyncIterator<unknown>;
+  let finished = false;
+  try {
+    for (;;) {
+      let r: IteratorResult<unknown>;
+      try {
+        r = await it.next();
+      } catch (err) {
+        inputError = `${opts.source}: ${(err as Error).message ?? String(err)} (after ${bytes} bytes, line ${lineNo})`;
+        break;
+      }
+      if (r.done) break;
+      const chunk = toBuffer(r.value);
+      bytes += chunk.length;
+      await onChunk(chunk);
+    }
+    // The last line has no LF. An over-long one is reported as such even if
+    // the input also broke off inside it (one report per line).
+    if (tooLongHead !== null) {
+      const head = tooLongHead;
+      tooLongHead = null;
+      await reportBad('line_too_long', head);
+    } else if (pendingLen > 0) {
+      const text = Buffer.concat(pending, pendingLen);
+      pending = [];
+      pendingLen = 0;
+      if (inputError !== undefined) await reportBad('truncated_input', text.subarray(0, TOO_LONG_HEAD_BYTES));
+      else await pushLine(text.toString('utf8'));
+    }
+    await flush();
+    finished = true;
+  } finally {
+    if (!finished && !input.destroyed) input.destroy();
+  }
+  return inputError === undefined ? { lines: lineNo, bytes } : { lines: lineNo, bytes, inputError };
+}

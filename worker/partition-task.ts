@@ -1,0 +1,86 @@
+/**
+ * The worker side of a replay, the same for every executor: given a partition
+ * task (edge keys + settings + runtag + attempt id), transform its files with
+ * the thread pool, then write the partition's success manifest, last.
+ */
+import { randomBytes } from 'node:crypto';
+import type { WrittenFile } from './output/writers.js';
+import type { TransformPool } from './pool/pool.js';
+import type { TaskResult } from './pool/thread.js';
+import { openStore } from './store/location.js';
+import { emptyCounts, mergeCounts } from './transform/outcomes.js';
+import type { TransformSettings } from './transform/setup.js';
+
+/** The small serialisable contract between driver and worker. */
+export interface PartitionTask {
+  runtag: string;
+  partition: { id: string; files: { key: string; size: number }[]; bytes: number };
+  /** Edge store location (directory or s3://bucket/prefix); keys are relative to it. */
+  edge: string;
+  /** Output store location; files go under `<runtag>/`. */
+  output: string;
+  settings: TransformSettings;
+  rotateBytes?: number;
+  /** Set by whoever launches the attempt; generated when absent. */
+  attempt?: string;
+}
+
+export interface PartitionResult {
+  partition: string;
+  attempt: string;
+  files: WrittenFile[];
+  counts: ReturnType<typeof emptyCounts>;
+  inputErrors: TaskResult['inputErrors'];
+}
+
+export function newAttemptId(): string {
+  return `a${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+}
+
+/** Splits files into at most `groups` groups of similar compressed size (largest first into the lightest). */
+export function groupFiles<T extends { size: number }>(files: T[], groups: number): T[][] {
+  const n = Math.max(1, Math.min(groups, files.length));
+  const bins = Array.from({ length: n }, () => ({ bytes: 0, files: [] as T[] }));
+  for (const f of [...files].sort((a, b) => b.size - a.size)) {
+    let lightest = bins[0]!;
+    for (const b of bins) if (b.bytes < lightest.bytes) lightest = b;
+    lightest.files.push(f);
+    lightest.bytes += f.size;
+  }
+  return bins.filter((b) => b.files.length > 0).map((b) => b.files);
+}
+
+export async function runPartition(task: PartitionTask, pool: TransformPool): Promise<PartitionResult> {
+  const attempt = task.attempt ?? newAttemptId();
+  const edge = openStore(task.edge);
+  const output = openStore(task.output);
+  // Enough groups to keep every thread busy, files of a group processed in turn.
+  const groups = groupFiles(task.partition.files, pool.threads);
+  const results = await Promise.all(
+    groups.map((files, i) =>
+      pool.run({
+        settings: task.settings,
+        input: { kind: 'urls', urls: files.map((f) => edge.urlOf(f.key)) },
+        output: {
+          location: task.output,
+          prefix: task.runtag,
+          fileTag: `${task.partition.id}-${attempt}-g${i}`,
+          rotateBytes: task.rotateBytes,
+        },
+      }),
+    ),
+  );
+  const result: PartitionResult = {
+    partition: task.partition.id,
+    attempt,
+    files: results.flatMap((r) => r.files),
+    counts: results.reduce((acc, r) => mergeCounts(acc, r.counts), emptyCounts()),
+    inputErrors: results.flatMap((r) => r.inputErrors),
+  };
+  // Written last: its existence is what makes this attempt's files loadable.
+  await output.put(
+    `${task.runtag}/_success/${task.partition.id}.json`,
+    JSON.stringify({ runtag: task.runtag, ...result, finishedAt: new Date().toISOString() }, null, 1) + '\n',
+  );
+  return result;
+}

@@ -1,0 +1,43 @@
+/**
+ * The transform thread pool (piscina). The unit of work is large: a group of
+ * edge files or a multi-megabyte chunk of stdin, never one event.
+ */
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { createProgressBuffer, readProgress, type ProgressTotals } from './progress.js';
+import type { TaskResult, TransformTask } from './thread.js';
+
+export interface TransformPool {
+  readonly threads: number;
+  run(task: TransformTask): Promise<TaskResult>;
+  progress(): ProgressTotals;
+  close(): Promise<void>;
+}
+
+export function defaultThreads(): number {
+  return Math.max(1, availableParallelism());
+}
+
+export function createTransformPool(threads: number = defaultThreads()): TransformPool {
+  const progress = createProgressBuffer();
+  const piscina = new Piscina({
+    filename: new URL('./thread.js', import.meta.url).href,
+    minThreads: threads,
+    maxThreads: threads,
+    // Tasks are large; queueing many is cheap (they are descriptions, not data),
+    // except chunks of stdin, whose producer waits for queue space itself.
+    maxQueue: 'auto',
+    idleTimeout: 60_000,
+    workerData: { progress },
+  });
+  return {
+    threads,
+    run(task) {
+      // A chunk's bytes move to the thread instead of being copied.
+      const transferList = task.input.kind === 'chunk' ? [task.input.data] : undefined;
+      return piscina.run(task, { transferList }) as Promise<TaskResult>;
+    },
+    progress: () => readProgress(progress),
+    close: () => piscina.close(),
+  };
+}

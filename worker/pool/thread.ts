@@ -1,0 +1,101 @@
+/**
+ * Piscina thread entry: runs one transform task (a group of input files or a
+ * moved chunk of stdin) from start to end and returns its counts and the
+ * files it wrote. Each task writes its own output files (fileTag), so a task
+ * knows nothing of other tasks and a retried task never collides with another.
+ */
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { threadId, workerData } from 'node:worker_threads';
+import { OutputWriters, type WrittenFile } from '../output/writers.js';
+import { openStore, parseS3Url } from '../store/location.js';
+import type { ObjectStore } from '../store/objectstore.js';
+import type { OutcomeCounts } from '../transform/outcomes.js';
+import { EventProcessor } from '../transform/processor.js';
+import { prepareTransform, type TransformSettings } from '../transform/setup.js';
+import { transformStream } from './input.js';
+import { PROGRESS_SLOTS, type ProgressSlot } from './progress.js';
+
+export type TaskInput =
+  { kind: 'urls'; urls: string[] } | { kind: 'chunk'; data: ArrayBuffer; source: string; firstLineNo: number };
+
+export interface TransformTask {
+  settings: TransformSettings;
+  input: TaskInput;
+  output: { location: string; prefix: string; fileTag: string; rotateBytes?: number; gzipLevel?: number };
+}
+
+export interface TaskResult {
+  counts: OutcomeCounts;
+  files: WrittenFile[];
+  /** Inputs that ended early (truncated gzip...): their complete lines were still processed. */
+  inputErrors: { source: string; error: string }[];
+}
+
+const stores = new Map<string, ObjectStore>();
+function storeFor(location: string): ObjectStore {
+  let store = stores.get(location);
+  if (store === undefined) {
+    store = openStore(location);
+    stores.set(location, store);
+  }
+  return store;
+}
+
+/** Opens a local path or an s3:// object URL as a byte stream. */
+async function openUrl(url: string): Promise<Readable> {
+  if (url.startsWith('s3://')) {
+    const { bucket, prefix } = parseS3Url(url);
+    return storeFor(`s3://${bucket}`).read(prefix);
+  }
+  return createReadStream(url.startsWith('file://') ? new URL(url) : url, { highWaterMark: 1 << 20 });
+}
+
+const progressView: Float64Array | null =
+  workerData && (workerData as { progress?: SharedArrayBuffer }).progress
+    ? new Float64Array((workerData as { progress: SharedArrayBuffer }).progress)
+    : null;
+
+function report(slot: ProgressSlot, n: number): void {
+  if (progressView) progressView[(threadId % 256) * PROGRESS_SLOTS + slot] += n;
+}
+
+export default async function runTask(task: TransformTask): Promise<TaskResult> {
+  const prepared = await prepareTransform(task.settings);
+  const writers = new OutputWriters({
+    store: storeFor(task.output.location),
+    prefix: task.output.prefix,
+    fileTag: task.output.fileTag,
+    rotateBytes: task.output.rotateBytes,
+    gzipLevel: task.output.gzipLevel,
+  });
+  const processor = new EventProcessor(prepared.processorOptions, writers);
+  const inputErrors: TaskResult['inputErrors'] = [];
+  const progress = (bytes: number, lines: number): void => {
+    report(0, bytes);
+    report(1, lines);
+  };
+  try {
+    if (task.input.kind === 'urls') {
+      for (const url of task.input.urls) {
+        const res = await transformStream(await openUrl(url), url, processor, writers, { progress });
+        if (res.inputError) inputErrors.push({ source: url, error: res.inputError });
+        report(2, 1);
+      }
+    } else {
+      const { data, source, firstLineNo } = task.input;
+      const chunk = Readable.from([Buffer.from(data)]);
+      const res = await transformStream(chunk, source, processor, writers, {
+        progress,
+        firstLineNo,
+        alreadyDecoded: true,
+      });
+      if (res.inputError) inputErrors.push({ source, error: res.inputError });
+    }
+    const files = await writers.close();
+    return { counts: processor.counts, files, inputErrors };
+  } catch (err) {
+    await writers.abort().catch(() => undefined);
+    throw err;
+  }
+}

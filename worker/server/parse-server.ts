@@ -1,0 +1,385 @@
+/**
+ * `spade parse-server` (SPEC section 5): an HTTP server answering, for posted
+ * edge lines or for a tracking request as an edge would receive it, how each
+ * event parses against a table config. A debugging tool: small, node:http only,
+ * every request is parsed through exactly the code path of `spade parse`.
+ *
+ * Routes:
+ *   GET  /          the HTML page (parse-page.ts)
+ *   GET  /healthz   `ok`
+ *   POST /parse     body = edge lines, one per line -> JSON array of parse objects
+ *   GET  /track?data=<payload>, POST /track (form `data=` or a raw payload body)
+ *                   -> builds the edge line the edge would write, parses it, logs
+ *                      and answers the JSON array
+ *
+ * With a token, everything but `GET /` and `GET /healthz` needs
+ * `Authorization: Bearer <token>` or `?token=<token>`.
+ */
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
+import { createLineParser, parsedToJson } from '../cli/parse.js';
+import type { ParsedEvent } from '../transform/processor.js';
+import { PARSE_PAGE_HTML } from './parse-page.js';
+
+export interface ParseServerOptions {
+  /** Table config: file, http(s):// or s3:// URL. */
+  config: string;
+  geoipCity?: string;
+  geoipAsn?: string;
+  /** Address to bind; default 127.0.0.1. Anything but loopback requires `token`. */
+  host?: string;
+  /** Default 8888; 0 picks a free port. */
+  port?: number;
+  /** When set, required on every request except `GET /` and `GET /healthz`. */
+  token?: string;
+  /** Where a tracking request's parse objects (one JSON per line) and errors go. */
+  log?: (line: string) => void;
+  /** Largest accepted request body; default 10 MiB. */
+  maxBodyBytes?: number;
+}
+
+export interface ParseServer {
+  /** `http://host:port/` (IPv6 hosts bracketed). */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_PARSE_PORT = 8888;
+const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
+/** A client that keeps sending after its 413 is cut off once this much more has been discarded. */
+const DISCARD_LIMIT_FACTOR = 4;
+/** How long close() lets in-flight requests finish before cutting their connections. */
+const CLOSE_GRACE_MS = 2000;
+
+/** Answered as `{error}` with the status; anything else thrown is a 500. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** True for addresses only this machine can reach (127/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (h.toLowerCase() === 'localhost') return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) === 6) return h === '::1' || h.toLowerCase().startsWith('::ffff:127.');
+  return false;
+}
+
+export async function startParseServer(opts: ParseServerOptions): Promise<ParseServer> {
+  const host = opts.host ?? '127.0.0.1';
+  const port = opts.port ?? DEFAULT_PARSE_PORT;
+  const token = opts.token === '' ? undefined : opts.token;
+  if (!isLoopbackHost(host) && token === undefined) {
+    throw new Error(
+      `parse server: refusing to listen on ${host} without a token (anyone who can reach it could use it); ` +
+        'pass --token or set SPADE_PARSE_TOKEN, or bind to 127.0.0.1',
+    );
+  }
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`parse server: port must be an integer in 0..65535, got ${port}`);
+  }
+  const log = opts.log ?? ((line: string) => void process.stdout.write(line + '\n'));
+  const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const parse = await createLineParser({ config: opts.config, geoipCity: opts.geoipCity, geoipAsn: opts.geoipAsn });
+  const tokenDigest = token === undefined ? undefined : sha256(token);
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      // handle() answers its own errors; this is the last net for a failure
+      // while answering (e.g. the client went away).
+      log(`parse server: ${req.method} ${req.url}: ${errorMessage(err)}`);
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+      else res.destroy();
+    });
+  });
+  server.on('clientError', (_err, socket) => {
+    // Unparsable HTTP: answer 400 when the socket still takes it, never throw.
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    req.on('error', () => {}); // a reset client must not become an unhandled 'error'
+    const rawUrl = req.url ?? '/';
+    const q = rawUrl.indexOf('?');
+    const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
+    const query = q < 0 ? '' : rawUrl.slice(q + 1);
+    const method = req.method ?? 'GET';
+    try {
+      const isGet = method === 'GET' || method === 'HEAD';
+      if (path === '/healthz' && isGet) {
+        send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
+        return;
+      }
+      if (path === '/' && isGet) {
+        send(res, 200, 'text/html; charset=utf-8', PARSE_PAGE_HTML);
+        return;
+      }
+      if (tokenDigest !== undefined && !authorized(req, query, tokenDigest)) {
+        throw new HttpError(401, 'missing or wrong token (Authorization: Bearer <token> or ?token=)', {
+          'WWW-Authenticate': 'Bearer',
+        });
+      }
+      switch (path) {
+        case '/parse':
+          requireMethod(method, ['POST']);
+          await handleParse(req, res);
+          return;
+        case '/track':
+          requireMethod(method, ['GET', 'POST']);
+          await handleTrack(req, res, method, query);
+          return;
+        case '/':
+        case '/healthz':
+          requireMethod(method, ['GET', 'HEAD']);
+          return;
+        default:
+          throw new HttpError(404, `no such path ${JSON.stringify(path)} (try /, /parse, /track, /healthz)`);
+      }
+    } catch (err) {
+      if (err instanceof HttpError) {
+        sendJson(res, err.status, { error: err.message }, err.headers);
+      } else {
+        log(`parse server: ${method} ${path}: ${errorMessage(err)}`);
+        sendJson(res, 500, { error: `internal error: ${errorMessage(err)}` });
+      }
+    }
+  }
+
+  async function handleParse(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = (await readBody(req, maxBodyBytes)).toString('utf8');
+    const lines: string[] = [];
+    for (const raw of body.split('\n')) {
+      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+      // Blank lines (a trailing newline, spacing in a paste) are not edge lines.
+      if (line.trim() !== '') lines.push(line);
+    }
+    if (lines.length === 0) throw new HttpError(400, 'the body holds no edge lines (send one edge line per line)');
+    sendParsed(res, await parse(lines));
+  }
+
+  async function handleTrack(req: IncomingMessage, res: ServerResponse, method: string, query: string): Promise<void> {
+    let data: string | undefined;
+    if (method === 'GET') {
+      data = rawParam(query, 'data');
+    } else {
+      const body = (await readBody(req, maxBodyBytes)).toString('utf8');
+      const type = (req.headers['content-type'] ?? '').toLowerCase();
+      // A form body as the tracking client posts it; a bare payload otherwise.
+      data =
+        type.startsWith('application/x-www-form-urlencoded') || body.startsWith('data=')
+          ? rawParam(body.trim(), 'data')
+          : body.trim();
+    }
+    if (data === undefined || data === '') {
+      throw new HttpError(
+        400,
+        'no payload: send ?data=<payload>, a data=<payload> form body, or the payload as the body',
+      );
+    }
+    const line = edgeLineFor(req, data);
+    const parsed = await parse([line]);
+    for (const p of parsed) log(parsedToJson(p));
+    sendParsed(res, parsed);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => log(`parse server: ${errorMessage(err)}`));
+  const address = server.address();
+  const boundPort = typeof address === 'object' && address !== null ? address.port : port;
+  const urlHost = isIP(host) === 6 ? `[${host}]` : host;
+  return {
+    url: `http://${urlHost}:${boundPort}/`,
+    port: boundPort,
+    close: () => closeServer(server),
+  };
+}
+
+/**
+ * The JSON edge event an edge server would write for this tracking request.
+ * `data` is passed through still URL-escaped, as the edge stores it: the
+ * transform unescapes it, so decoding here would decode twice (and break `+`).
+ */
+function edgeLineFor(req: IncomingMessage, data: string): string {
+  const remote = req.socket.remoteAddress ?? '';
+  const clientIp = remote.startsWith('::ffff:') ? remote.slice('::ffff:'.length) : remote;
+  const edge: Record<string, string | number> = {
+    receivedAt: new Date().toISOString(),
+    clientIp,
+    uuid: randomUUID(),
+    data,
+  };
+  const xff = req.headers['x-forwarded-for'];
+  if (typeof xff === 'string' && xff !== '') edge.xForwardedFor = xff;
+  const ua = req.headers['user-agent'];
+  if (ua !== undefined && ua !== '') edge.userAgent = ua;
+  edge.recordversion = 3;
+  edge.edgeType = 'external';
+  return JSON.stringify(edge);
+}
+
+/** The raw (still escaped) value of `name` in a query or form string; undefined if absent. */
+function rawParam(query: string, name: string): string | undefined {
+  for (const part of query.split('&')) {
+    if (part === name) return '';
+    if (part.startsWith(name + '=')) return part.slice(name.length + 1);
+  }
+  return undefined;
+}
+
+function requireMethod(method: string, allowed: string[]): void {
+  if (!allowed.includes(method)) {
+    throw new HttpError(405, `method ${method} not allowed here (allowed: ${allowed.join(', ')})`, {
+      Allow: allowed.join(', '),
+    });
+  }
+}
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+/** Constant-time token check: fixed-length digests, so neither content nor length leaks through timing. */
+function authorized(req: IncomingMessage, query: string, tokenDigest: Buffer): boolean {
+  const header = req.headers.authorization;
+  const given =
+    typeof header === 'string' && /^bearer\s/i.test(header)
+      ? header.slice(7).trim()
+      : new URLSearchParams(query).get('token');
+  if (given === null) return false;
+  return timingSafeEqual(sha256(given), tokenDigest);
+}
+
+/**
+ * Reads the whole body up to `limit` bytes; beyond it a 413. The rest of an
+ * oversize body is discarded (so the client can read its 413) up to a point,
+ * then the connection is cut.
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  return new Promise((resolve, reject) => {
+    const tooLarge = (): void => {
+      req.removeListener('data', onData);
+      req.removeListener('end', onEnd);
+      let discarded = 0;
+      req.on('data', (chunk: Buffer) => {
+        discarded += chunk.length;
+        if (discarded > limit * DISCARD_LIMIT_FACTOR) req.socket.destroy();
+      });
+      req.resume();
+      reject(new HttpError(413, `request body larger than ${limit} bytes`));
+    };
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) tooLarge();
+      else chunks.push(chunk);
+    };
+    const onEnd = (): void => resolve(Buffer.concat(chunks, size));
+    if (Number.isFinite(declared) && declared > limit) {
+      tooLarge();
+      return;
+    }
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', (err) => reject(new HttpError(400, `reading the request body failed: ${err.message}`)));
+  });
+}
+
+function sendParsed(res: ServerResponse, parsed: ParsedEvent[]): void {
+  // parsedToJson gives the SPEC's exact object shape and key order.
+  const body = '[' + parsed.map(parsedToJson).join(',\n') + ']\n';
+  send(res, 200, 'application/json; charset=utf-8', body);
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  send(res, status, 'application/json; charset=utf-8', JSON.stringify(value) + '\n', headers);
+}
+
+function send(
+  res: ServerResponse,
+  status: number,
+  contentType: string,
+  body: string,
+  headers: Record<string, string> = {},
+): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  res.writeHead(status, {
+    'Content-Type': contentType,
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+    ...headers,
+  });
+  res.end(body);
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    server.close((err) => (err ? reject(err) : resolve()));
+    server.closeIdleConnections();
+    // Requests still running get a moment, then their connections are cut.
+    setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS).unref();
+  });
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export interface ParseServerCommandOptions {
+  config: string;
+  geoipCity?: string;
+  geoipAsn?: string;
+  host?: string;
+  port?: number;
+  /** Falls back to env SPADE_PARSE_TOKEN. */
+  token?: string;
+}
+
+/**
+ * What `spade parse-server` runs: starts the server, says where it listens (on
+ * stderr; stdout carries the parse objects of tracking requests, one JSON per
+ * line like `spade parse`), and returns once SIGINT/SIGTERM stopped it.
+ */
+export async function parseServerCommand(opts: ParseServerCommandOptions): Promise<void> {
+  const token = opts.token ?? process.env.SPADE_PARSE_TOKEN;
+  const server = await startParseServer({ ...opts, token: token === '' ? undefined : token });
+  const hint = token ? ' (token required: Authorization: Bearer <token>, or open the page with ?token=<token>)' : '';
+  process.stderr.write(`parse server listening on ${server.url}${hint}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      process.stderr.write(`parse server: ${signal}, stopping\n`);
+      server.close().then(resolve, (err: unknown) => {
+        process.stderr.write(`parse server: closing failed: ${errorMessage(err)}\n`);
+        resolve();
+      });
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

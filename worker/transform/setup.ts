@@ -1,0 +1,85 @@
+/**
+ * Turns the settings of a run (config text, GeoIP files, user-id mapping,
+ * selected tables) into what EventProcessor needs. Done once per thread and
+ * cached, since tasks of one run share settings.
+ */
+import { compileSchema, type CompiledTable, type TransformDeps } from './columns.js';
+import { openGeoIp } from './geoip.js';
+import { UserIdMapper } from './mapping.js';
+import { makePayloadFilter } from './prefilter.js';
+import type { ProcessorOptions } from './processor.js';
+import { parseTableConfig, type TableSchema } from './schema.js';
+
+/** Serialisable settings: the part of a task description that tells how to transform. */
+export interface TransformSettings {
+  /** The table config's JSON text (loaded by the caller from file, URL or s3://). */
+  configText: string;
+  /** Where the config came from, for messages. */
+  configSource: string;
+  geoipCity?: string;
+  geoipAsn?: string;
+  /** Only these tables are written; other known events are counted as excluded. Absent: all tables. */
+  tables?: string[];
+  /** Skip lines that cannot hold the selected tables before decoding them (only with `tables`). */
+  prefilter?: boolean;
+  userIdMapping?: { urlTemplate: string; jsonPath: string; timeoutMs?: number; maxConcurrent?: number };
+}
+
+export interface PreparedTransform {
+  schemas: TableSchema[];
+  processorOptions: ProcessorOptions;
+}
+
+const cache = new Map<string, Promise<PreparedTransform>>();
+
+export function prepareTransform(settings: TransformSettings): Promise<PreparedTransform> {
+  const key = JSON.stringify(settings);
+  let prepared = cache.get(key);
+  if (prepared === undefined) {
+    prepared = build(settings);
+    cache.set(key, prepared);
+    // A failed setup must be retried by the next task, not remembered.
+    prepared.catch(() => cache.delete(key));
+  }
+  return prepared;
+}
+
+async function build(settings: TransformSettings): Promise<PreparedTransform> {
+  const schemas = parseTableConfig(settings.configText, settings.configSource);
+  const wanted = settings.tables ? new Set(settings.tables) : null;
+  if (wanted) {
+    const known = new Set(schemas.map((s) => s.event));
+    const unknown = [...wanted].filter((t) => !known.has(t));
+    if (unknown.length) throw new Error(`table(s) not in config ${settings.configSource}: ${unknown.join(', ')}`);
+  }
+  const deps: TransformDeps = {};
+  const selected = wanted ? schemas.filter((s) => wanted.has(s.event)) : schemas;
+  const needsGeo = selected.some((s) => s.columns.some((c) => c.transformer.startsWith('ip')));
+  if (needsGeo && (settings.geoipCity || settings.geoipAsn)) {
+    deps.geoip = await openGeoIp({ cityPath: settings.geoipCity, asnPath: settings.geoipAsn });
+  }
+  if (settings.userIdMapping) {
+    deps.userIds = new UserIdMapper({
+      urlTemplate: settings.userIdMapping.urlTemplate,
+      jsonPath: settings.userIdMapping.jsonPath,
+      timeoutMs: settings.userIdMapping.timeoutMs ?? 5000,
+      maxConcurrent: settings.userIdMapping.maxConcurrent ?? 8,
+      cacheSize: 100_000,
+    });
+  }
+  const tables = new Map<string, CompiledTable>();
+  const otherKnownEvents = new Set<string>();
+  for (const schema of schemas) {
+    if (wanted && !wanted.has(schema.event)) {
+      otherKnownEvents.add(schema.event);
+      continue;
+    }
+    // Several versions of one event may exist; rows go to the highest version's table.
+    const existing = tables.get(schema.event);
+    if (existing && existing.version > schema.version) continue;
+    tables.set(schema.event, compileSchema(schema, deps));
+  }
+  const processorOptions: ProcessorOptions = { tables, otherKnownEvents };
+  if (wanted && settings.prefilter !== false) processorOptions.payloadFilter = makePayloadFilter([...wanted]);
+  return { schemas, processorOptions };
+}
