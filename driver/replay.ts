@@ -93,6 +93,7 @@ async function resolveTables(opts: ReplayOptions, schemas: TableSchema[], log: L
   } catch (err) {
     throw new Error(
       `cannot read the table list from the schema service ${opts.blueprintUrl}: ${(err as Error).message}`,
+      { cause: err },
     );
   }
   if (!Array.isArray(list)) throw new Error(`schema service ${opts.blueprintUrl} did not answer a JSON array`);
