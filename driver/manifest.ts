@@ -10,6 +10,8 @@ import type { ObjectStore } from '../worker/store/objectstore.js';
 import type { OutcomeCounts } from '../worker/transform/outcomes.js';
 import type { Partition } from './partition.js';
 
+export { successKey } from '../worker/partition-task.js';
+
 export interface RunRecord {
   runtag: string;
   window: { start: string; end: string };
@@ -31,7 +33,6 @@ export interface SuccessManifest {
 }
 
 export const runRecordKey = (runtag: string): string => `${runtag}/_run.json`;
-export const successKey = (runtag: string, partition: string): string => `${runtag}/_success/${partition}.json`;
 export const loadManifestKey = (runtag: string, table: string): string => `${runtag}/_load/${table}.manifest`;
 
 export async function readJson<T>(store: ObjectStore, key: string): Promise<T | null> {

@@ -33,6 +33,9 @@ export interface PartitionResult {
   inputErrors: TaskResult['inputErrors'];
 }
 
+/** Where an attempt that finished records its files: the only way files become loadable. */
+export const successKey = (runtag: string, partition: string): string => `${runtag}/_success/${partition}.json`;
+
 export function newAttemptId(): string {
   return `a${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
 }
@@ -79,7 +82,7 @@ export async function runPartition(task: PartitionTask, pool: TransformPool): Pr
   };
   // Written last: its existence is what makes this attempt's files loadable.
   await output.put(
-    `${task.runtag}/_success/${task.partition.id}.json`,
+    successKey(task.runtag, task.partition.id),
     JSON.stringify({ runtag: task.runtag, ...result, finishedAt: new Date().toISOString() }, null, 1) + '\n',
   );
   return result;

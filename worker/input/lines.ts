@@ -118,6 +118,12 @@ export interface ReadLinesResult {
   bytes: number;
   /** Set when the stream failed (corrupt/truncated gzip, read error); lines before it were delivered. */
   inputError?: string;
+  /**
+   * True when the input's bytes were damaged (zlib: truncated or corrupt gzip);
+   * false when reading failed (a missing file, a dropped connection), which a
+   * caller should retry rather than accept as the end of the input.
+   */
+  inputDamaged?: boolean;
 }
 
 /**
@@ -248,6 +254,7 @@ export async function readLineBatches(
   }
 
   let inputError: string | undefined;
+  let inputDamaged = false;
   const it = input[Symbol.asyncIterator]() as AsyncIterator<unknown>;
   let finished = false;
   try {
@@ -257,6 +264,8 @@ export async function readLineBatches(
         r = await it.next();
       } catch (err) {
         inputError = `${opts.source}: ${(err as Error).message ?? String(err)} (after ${bytes} bytes, line ${lineNo})`;
+        // zlib's errors carry Z_* codes (Z_BUF_ERROR for a truncated stream, Z_DATA_ERROR...).
+        inputDamaged = String((err as { code?: unknown }).code ?? '').startsWith('Z_');
         break;
       }
       if (r.done) break;
@@ -282,5 +291,5 @@ export async function readLineBatches(
   } finally {
     if (!finished && !input.destroyed) input.destroy();
   }
-  return inputError === undefined ? { lines: lineNo, bytes } : { lines: lineNo, bytes, inputError };
+  return inputError === undefined ? { lines: lineNo, bytes } : { lines: lineNo, bytes, inputError, inputDamaged };
 }

@@ -18,7 +18,7 @@ export async function transformStream(
   processor: EventProcessor,
   writers: Pick<OutputWriters, 'needsDrain' | 'drain'>,
   opts: { progress?: InputProgress; firstLineNo?: number; alreadyDecoded?: boolean } = {},
-): Promise<{ lines: number; bytes: number; inputError?: string }> {
+): Promise<{ lines: number; bytes: number; inputError?: string; inputDamaged?: boolean }> {
   const { progress } = opts;
   // Line numbers of a chunk of a larger input continue the input's numbering.
   const lineOffset = (opts.firstLineNo ?? 1) - 1;

@@ -4,7 +4,7 @@
  * files it wrote. Each task writes its own output files (fileTag), so a task
  * knows nothing of other tasks and a retried task never collides with another.
  */
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { threadId, workerData } from 'node:worker_threads';
 import { OutputWriters, type WrittenFile } from '../output/writers.js';
@@ -48,7 +48,9 @@ async function openUrl(url: string): Promise<Readable> {
     const { bucket, prefix } = parseS3Url(url);
     return storeFor(`s3://${bucket}`).read(prefix);
   }
-  return createReadStream(url.startsWith('file://') ? new URL(url) : url, { highWaterMark: 1 << 20 });
+  // Opened before streaming so a missing file fails the task instead of reading as empty.
+  const handle = await open(url.startsWith('file://') ? new URL(url) : url);
+  return handle.createReadStream({ highWaterMark: 1 << 20 });
 }
 
 const progressView: Float64Array | null =
@@ -79,6 +81,8 @@ export default async function runTask(task: TransformTask): Promise<TaskResult> 
     if (task.input.kind === 'urls') {
       for (const url of task.input.urls) {
         const res = await transformStream(await openUrl(url), url, processor, writers, { progress });
+        // A read failure is not the end of the file: fail the task so it is retried whole.
+        if (res.inputError && !res.inputDamaged) throw new Error(`reading ${url} failed: ${res.inputError}`);
         if (res.inputError) inputErrors.push({ source: url, error: res.inputError });
         report(2, 1);
       }
