@@ -5,12 +5,25 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import type { Argv } from 'yargs';
+import { createInterface } from 'node:readline';
+import { createEmrExecutor } from '../executors/emr.js';
 import { createLocalExecutor } from '../executors/local.js';
 import { createLogger, type LogLevel } from '../log.js';
 import { createProgress } from '../progress.js';
 import { runReplay, type ReplayOptions } from '../replay.js';
 import { parseWindow, WindowError } from '../window.js';
 import { ReportedError, UsageError } from './errors.js';
+
+function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) return Promise.resolve(true);
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  return new Promise((resolve) =>
+    rl.question(question, (answer) => {
+      rl.close();
+      resolve(/^y(es)?$/i.test(answer.trim()));
+    }),
+  );
+}
 
 const SAFE_TAG = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
@@ -44,7 +57,24 @@ export function replayOptions(y: Argv) {
     })
     .option('config', { type: 'string', describe: 'table config: file, http(s):// or s3:// (env SPADE_CONFIG)' })
     .option('schema', { type: 'string', default: 'physical', describe: 'warehouse schema' })
-    .option('executor', { choices: ['local'] as const, default: 'local' as const })
+    .option('executor', { choices: ['local', 'emr'] as const, default: 'local' as const })
+    .option('emr-cluster', { type: 'string', describe: 'run on this existing EMR cluster (j-...)' })
+    .option('emr-instance-type', { type: 'string', default: 'm5.2xlarge', describe: 'core node type of a new cluster' })
+    .option('emr-instance-count', { type: 'number', default: 2, describe: 'core nodes of a new cluster' })
+    .option('emr-master-instance-type', { type: 'string', describe: 'master node type (default m5.xlarge)' })
+    .option('emr-release', { type: 'string', default: 'emr-7.5.0' })
+    .option('emr-bootstrap', {
+      type: 'string',
+      describe: 's3:// URL of scripts/emr/bootstrap.sh as staged by package.sh',
+    })
+    .option('keep-cluster', { type: 'boolean', default: false, describe: 'keep a new cluster running after the step' })
+    .option('emr-instance-profile', { type: 'string', default: 'EMR_EC2_DefaultRole' })
+    .option('emr-service-role', { type: 'string', default: 'EMR_DefaultRole' })
+    .option('emr-log-uri', { type: 'string' })
+    .option('emr-subnet', { type: 'string' })
+    .option('emr-key-name', { type: 'string' })
+    .option('emr-task-memory-mb', { type: 'number', describe: 'YARN memory of one map task (default: 3/4 of a node)' })
+    .option('emr-region', { type: 'string' })
     .option('threads', { type: 'number', describe: 'transform threads of the local executor (default: cores)' })
     .option('partition-mb', { type: 'number', default: 256, describe: 'compressed MB of edge logs per partition' })
     .option('max-shrink', {
@@ -167,7 +197,34 @@ export async function replayCommand(argv: ReplayArgv, threads: number): Promise<
       .map((a) => (a.includes('://') ? a.replace(/\/\/[^@/]*@/, '//***@') : a))
       .join(' ')}`,
   );
-  const executor = createLocalExecutor({ threads: argv.threads ?? threads });
+  const abort = new AbortController();
+  const executor =
+    argv.executor === 'emr'
+      ? createEmrExecutor({
+          clusterId: argv['emr-cluster'],
+          instanceType: argv['emr-instance-type'],
+          instanceCount: argv['emr-instance-count'],
+          masterInstanceType: argv['emr-master-instance-type'],
+          releaseLabel: argv['emr-release'],
+          bootstrapUri: argv['emr-bootstrap'],
+          keepCluster: argv['keep-cluster'],
+          jobFlowRole: argv['emr-instance-profile'],
+          serviceRole: argv['emr-service-role'],
+          logUri: argv['emr-log-uri'],
+          subnetId: argv['emr-subnet'],
+          ec2KeyName: argv['emr-key-name'],
+          taskMemoryMb: argv['emr-task-memory-mb'],
+          region: argv['emr-region'],
+          signal: abort.signal,
+          log: log.info,
+        })
+      : createLocalExecutor({ threads: argv.threads ?? threads });
+  // Ctrl-C during an EMR step: the step keeps running on the cluster unless cancelled, so ask.
+  const onInterrupt = (): void => {
+    if (argv.executor !== 'emr' || abort.signal.aborted) process.exit(130);
+    void confirm('cancel the EMR step? [y/N] ').then((yes) => (yes ? abort.abort() : log.info('step left running')));
+  };
+  process.on('SIGINT', onInterrupt);
   const progress = createProgress({
     log,
     tty: Boolean(process.stderr.isTTY),
@@ -192,6 +249,7 @@ export async function replayCommand(argv: ReplayArgv, threads: number): Promise<
     if (process.env.SPADE_DEBUG === '1') throw err;
     throw new ReportedError((err as Error).message);
   } finally {
+    process.off('SIGINT', onInterrupt);
     await executor.close();
   }
 }

@@ -139,7 +139,26 @@ async function main(): Promise<void> {
         process.exitCode = await replayCommand(argv, defaultThreads());
       },
     )
-    .demandCommand(1, 'name a command: transform, parse, parse-server, ddl, replay')
+    .command(
+      'worker',
+      'commands the replay executors run on worker machines',
+      (y) =>
+        y
+          .command(
+            'emr-task',
+            'Hadoop streaming mapper of --executor emr: partition tasks on stdin, one JSON line each',
+            (w) => w.option('threads', { type: 'number', describe: 'transform threads (default: cores)' }),
+            async (argv) => {
+              const { runEmrTask } = await import('../../worker/emr-task.js');
+              process.exitCode = await runEmrTask(process.stdin, process.stdout, process.stderr, {
+                threads: argv.threads === undefined ? undefined : positiveInt('threads', argv.threads),
+              });
+            },
+          )
+          .demandCommand(1, 'name a worker command: emr-task'),
+      () => {},
+    )
+    .demandCommand(1, 'name a command: transform, parse, parse-server, ddl, replay, worker')
     .strict()
     .help()
     .version(false)
