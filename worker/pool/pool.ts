@@ -24,9 +24,8 @@ export function createTransformPool(threads: number = defaultThreads()): Transfo
     filename: new URL('./thread.js', import.meta.url).href,
     minThreads: threads,
     maxThreads: threads,
-    // Tasks are large; queueing many is cheap (they are descriptions, not data),
-    // except chunks of stdin, whose producer waits for queue space itself.
-    maxQueue: 'auto',
+    // No queue limit: queued tasks are descriptions, not data (stdin chunks are
+    // bounded by their producer, which waits for in-flight chunks to finish).
     idleTimeout: 60_000,
     workerData: { progress },
   });
