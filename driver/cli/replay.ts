@@ -8,7 +8,8 @@ import type { Argv } from 'yargs';
 import { createInterface } from 'node:readline';
 import { createEmrExecutor } from '../executors/emr.js';
 import { createLocalExecutor } from '../executors/local.js';
-import { createLogger, type LogLevel } from '../log.js';
+import { createWorkersExecutor, type WorkersExecutor } from '../executors/workers.js';
+import { createLogger, type Logger, type LogLevel } from '../log.js';
 import { createProgress } from '../progress.js';
 import { runReplay, type ReplayOptions } from '../replay.js';
 import { parseWindow, WindowError } from '../window.js';
@@ -57,7 +58,21 @@ export function replayOptions(y: Argv) {
     })
     .option('config', { type: 'string', describe: 'table config: file, http(s):// or s3:// (env SPADE_CONFIG)' })
     .option('schema', { type: 'string', default: 'physical', describe: 'warehouse schema' })
-    .option('executor', { choices: ['local', 'emr'] as const, default: 'local' as const })
+    .option('executor', { choices: ['local', 'emr', 'workers'] as const, default: 'local' as const })
+    .option('workers', {
+      type: 'string',
+      describe: 'worker nodes running `spade worker serve`, host:port,... (--executor workers; env SPADE_WORKERS)',
+    })
+    .option('worker-token-env', {
+      type: 'string',
+      default: 'SPADE_WORKER_TOKEN',
+      describe: "env var holding the worker nodes' token (never passed on the command line)",
+    })
+    .option('task-timeout', {
+      type: 'number',
+      default: 7200,
+      describe: 'seconds after which a worker task is abandoned and its partition run elsewhere',
+    })
     .option('emr-cluster', { type: 'string', describe: 'run on this existing EMR cluster (j-...)' })
     .option('emr-instance-type', { type: 'string', default: 'm5.2xlarge', describe: 'core node type of a new cluster' })
     .option('emr-instance-count', { type: 'number', default: 2, describe: 'core nodes of a new cluster' })
@@ -188,6 +203,34 @@ export function toReplayOptions(argv: ReplayArgv, env: NodeJS.ProcessEnv = proce
   };
 }
 
+/** `--executor workers`: a bad --workers list or a missing token is a UsageError. */
+export function workersExecutorFromArgv(
+  argv: ReplayArgv,
+  log: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+): WorkersExecutor {
+  const workers = (argv.workers ?? env.SPADE_WORKERS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (workers.length === 0) throw new UsageError('--executor workers needs --workers host:port,... (or SPADE_WORKERS)');
+  const tokenEnv = argv['worker-token-env'];
+  const token = env[tokenEnv];
+  if (!token)
+    throw new UsageError(`--executor workers: set ${tokenEnv} to the token the worker nodes were started with`);
+  if (!(argv['task-timeout'] > 0)) throw new UsageError(`--task-timeout must be positive, got ${argv['task-timeout']}`);
+  try {
+    return createWorkersExecutor({
+      workers,
+      token,
+      taskTimeoutMs: argv['task-timeout'] * 1000,
+      log: (m) => log.warn(m),
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message, { cause: err });
+  }
+}
+
 export async function replayCommand(argv: ReplayArgv, threads: number): Promise<number> {
   const opts = toReplayOptions(argv);
   const log = createLogger({ level: argv.log as LogLevel, file: argv['log-file'] || null });
@@ -218,7 +261,9 @@ export async function replayCommand(argv: ReplayArgv, threads: number): Promise<
           signal: abort.signal,
           log: log.info,
         })
-      : createLocalExecutor({ threads: argv.threads ?? threads });
+      : argv.executor === 'workers'
+        ? workersExecutorFromArgv(argv, log)
+        : createLocalExecutor({ threads: argv.threads ?? threads });
   // Ctrl-C during an EMR step: the step keeps running on the cluster unless cancelled, so ask.
   const onInterrupt = (): void => {
     if (argv.executor !== 'emr' || abort.signal.aborted) process.exit(130);
@@ -240,6 +285,14 @@ export async function replayCommand(argv: ReplayArgv, threads: number): Promise<
           Object.entries(p)
             .map(([k, v]) => `${k} ${v.toFixed(1)}s`)
             .join(', '),
+      );
+    }
+    if (executor.name === 'workers') {
+      const st = (executor as WorkersExecutor).stats();
+      log.info(
+        `workers: ${st.dispatched} task(s), ${st.redispatched} re-dispatched after a failure; ` +
+          `nodes idle between tasks ${(st.idleBetweenTasksMs / 1000).toFixed(1)}s in total; ` +
+          st.nodes.map((n) => `${n.node} ${n.tasksDone} done${n.blacklisted ? ' (dropped)' : ''}`).join(', '),
       );
     }
     return result.exitCode;

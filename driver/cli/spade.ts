@@ -155,7 +155,51 @@ async function main(): Promise<void> {
               });
             },
           )
-          .demandCommand(1, 'name a worker command: emr-task'),
+          .command(
+            'serve',
+            'worker node daemon for --executor workers: runs posted partition tasks, one at a time',
+            (w) =>
+              w
+                .option('host', {
+                  type: 'string',
+                  default: '127.0.0.1',
+                  describe: 'address to listen on (0.0.0.0 on a worker node)',
+                })
+                .option('port', { type: 'number', default: 7070, describe: 'TCP port (0: any free port)' })
+                .option('threads', { type: 'number', describe: 'transform threads (default: cores)' })
+                .option('token-file', {
+                  type: 'string',
+                  describe: 'file holding the shared token (default: env SPADE_WORKER_TOKEN)',
+                })
+                .option('token', {
+                  type: 'string',
+                  describe: 'the shared token; visible in process listings: prefer SPADE_WORKER_TOKEN or --token-file',
+                })
+                .option('drain-seconds', {
+                  type: 'number',
+                  default: 600,
+                  describe: 'on SIGTERM, longest wait for the running task',
+                }),
+            async (argv) => {
+              const port = Number(argv.port);
+              if (!Number.isInteger(port) || port < 0 || port > 65535) {
+                throw new UsageError(`--port must be an integer in 0..65535, got ${String(argv.port)}`);
+              }
+              if (!(argv['drain-seconds'] >= 0)) {
+                throw new UsageError(`--drain-seconds must be 0 or more, got ${String(argv['drain-seconds'])}`);
+              }
+              const { workerServeCommand } = await import('../../worker/server/worker-daemon.js');
+              await workerServeCommand({
+                host: argv.host,
+                port,
+                threads: argv.threads === undefined ? undefined : positiveInt('threads', argv.threads),
+                token: argv.token,
+                tokenFile: argv['token-file'],
+                drainMs: argv['drain-seconds'] * 1000,
+              });
+            },
+          )
+          .demandCommand(1, 'name a worker command: emr-task, serve'),
       () => {},
     )
     .demandCommand(1, 'name a command: transform, parse, parse-server, ddl, replay, worker')
