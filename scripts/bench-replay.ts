@@ -6,18 +6,22 @@
  * - the transform alone (`spade transform` code, same corpus, same threads, local disk);
  * - the replay CLI as a child process: wall time, phases (list, transform, load),
  *   peak RSS (`/usr/bin/time -v`) and an RSS profile over the run;
- * - the same TSV files loaded with `psql \copy` into a scratch schema.
+ * - the same TSV files loaded with `psql \copy` into a scratch schema, one psql
+ *   per file, then one psql per table.
  * and prints a summary block for BENCHMARKS.md.
  *
- * The corpus is generated once into a cache directory (`--corpus`, default
- * $TMPDIR/spade-bench-replay-corpus-<N>mb) and reused.
+ * The corpus is generated once into a cache directory (`--corpus DIR`, default
+ * $TMPDIR/spade-bench-replay-corpus-<N>mb) and reused. Other flags:
+ * `--skip-transform-only` (no transform-alone run), `--keep` (keep the scratch
+ * dir: replay log, /usr/bin/time output, TSV copies).
  */
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 import { pipeline } from 'node:stream/promises';
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { DateTime } from 'luxon';
 import { forEachLimited } from '../driver/executors/executor.js';
@@ -67,6 +71,8 @@ interface TransformOnly {
   /** Decompressed edge bytes read. */
   bytes: number;
   rssMb: number;
+  /** User + system CPU seconds, all threads. */
+  cpuSecs: number;
 }
 
 /**
@@ -111,6 +117,7 @@ async function transformChild(): Promise<void> {
     events: sumEvents(counts),
     bytes: counts.inputBytes,
     rssMb: process.resourceUsage().maxRSS / 1024,
+    cpuSecs: (process.resourceUsage().userCPUTime + process.resourceUsage().systemCPUTime) / 1e6,
   };
   say(JSON.stringify(result));
 }
@@ -184,8 +191,39 @@ const f1 = (n: number): string => n.toFixed(1);
 const rate = (n: number): string =>
   n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0);
 
+/** What to stop and remove at the end, last registered first. */
+const cleanups: (() => unknown)[] = [];
+let cleaning: Promise<void> | null = null;
+let interrupted = false;
+
+/** Runs the cleanups once; every caller waits for the same run. */
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const fn of cleanups.splice(0).reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        process.stderr.write(`cleanup: ${(err as Error).message}\n`);
+      }
+    }
+  })();
+  return cleaning;
+}
+
+function onSignal(): void {
+  interrupted = true;
+  // Stopping the servers under running work makes that work fail (a pg client with
+  // a query in flight emits an unhandled 'error'): expected now, and not allowed to
+  // end the process before the scratch files are removed.
+  process.on('uncaughtException', () => undefined);
+  process.on('unhandledRejection', () => undefined);
+  void cleanup().finally(() => process.exit(130));
+}
+
 async function main(): Promise<void> {
   if (process.argv.includes('--child')) return transformChild();
+  // The SDK's notice about future Node versions is noise in a benchmark's output.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const mb = positiveInt('mb', 1024);
   const threads = positiveInt('threads', availableParallelism());
   const poolsize = positiveInt('poolsize', 4);
@@ -213,23 +251,13 @@ async function main(): Promise<void> {
   const unknown = tables.filter((t) => !known.includes(t));
   if (unknown.length) throw new Error(`--tables: not in ${configPath}: ${unknown.join(', ')}`);
 
+  const loadAtStart = loadavg()[0]!.toFixed(1);
   const corpus: Corpus = await ensureCorpus(corpusDir, mb, schemas, say);
   say(
     `corpus: ${corpus.files.length} files, ${f1(corpus.bytes / MB)} MB gzip, ${corpus.events} events, in ${corpus.dir}`,
   );
 
   const scratch = mkdtempSync(join(tmpdir(), 'spade-bench-replay-'));
-  const cleanups: (() => unknown)[] = [];
-  const cleanup = async (): Promise<void> => {
-    for (const fn of cleanups.splice(0).reverse()) {
-      try {
-        await fn();
-      } catch (err) {
-        process.stderr.write(`cleanup: ${(err as Error).message}\n`);
-      }
-    }
-  };
-  const onSignal = (): void => void cleanup().finally(() => process.exit(130));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   cleanups.push(() =>
@@ -241,7 +269,9 @@ async function main(): Promise<void> {
     if (!skipTransformOnly) {
       say(`transform only: ${threads} thread(s) ...`);
       const outDir = join(scratch, 'transform-only');
-      const text = execFileSync(
+      const stopChild = new AbortController();
+      cleanups.push(() => stopChild.abort());
+      const { stdout: text } = await promisify(execFile)(
         process.execPath,
         [
           fileURLToPath(import.meta.url),
@@ -255,7 +285,7 @@ async function main(): Promise<void> {
           '--out',
           outDir,
         ],
-        { encoding: 'utf8', maxBuffer: 1 << 20 },
+        { encoding: 'utf8', maxBuffer: 1 << 20, signal: stopChild.signal },
       );
       transformOnly = JSON.parse(text.trim().split('\n').pop()!) as TransformOnly;
       rmSync(outDir, { recursive: true, force: true });
@@ -319,8 +349,11 @@ async function main(): Promise<void> {
     say(
       `replay ${start} .. ${end}, ${tablesArg === 'all' ? `all ${tables.length} tables` : tables.join(',')}, ${threads} thread(s), poolsize ${poolsize} ...`,
     );
+    const stopReplay = new AbortController();
+    cleanups.push(() => stopReplay.abort());
     const replay: Measured = await runMeasured(process.execPath, replayArgs, {
       env,
+      signal: stopReplay.signal,
       stdoutFile: join(scratch, 'replay.stdout'),
       stderrFile: join(scratch, 'replay.stderr'),
       timeFile: join(scratch, 'replay.time'),
@@ -350,16 +383,23 @@ async function main(): Promise<void> {
     );
     const loadedRows = await countRows(pg, db, 'physical', tables);
 
-    // ---- 5. psql \copy baseline ----
-    say(`psql \\copy baseline: ${local.length} files, ${poolsize} table(s) at a time ...`);
-    const psql: PsqlResult = await psqlCopyFiles({
-      files: local,
-      dbUrl: rsurl,
-      env,
-      schema: BASELINE_SCHEMA,
-      jobs: poolsize,
-    });
-    const baselineRows = await countRows(pg, db, BASELINE_SCHEMA, tables);
+    // ---- 5. psql \copy baselines: per file, then (tables emptied) per table ----
+    const psqlRuns: { mode: 'per-file' | 'per-table'; result: PsqlResult; rowsInTables: number }[] = [];
+    for (const mode of ['per-file', 'per-table'] as const) {
+      say(
+        `psql \\copy baseline, one psql ${mode === 'per-file' ? 'per file' : 'per table'}, ${poolsize} table(s) at a time ...`,
+      );
+      for (const t of tables) await pg.query(db, `TRUNCATE ${BASELINE_SCHEMA}."${t.replace(/"/g, '""')}"`);
+      const result = await psqlCopyFiles({
+        files: local,
+        dbUrl: rsurl,
+        env,
+        schema: BASELINE_SCHEMA,
+        jobs: poolsize,
+        mode,
+      });
+      psqlRuns.push({ mode, result, rowsInTables: await countRows(pg, db, BASELINE_SCHEMA, tables) });
+    }
 
     // ---- 6. report ----
     const tsvBytes = output.files.reduce((s, f) => s + f.tsvBytes, 0);
@@ -371,13 +411,17 @@ async function main(): Promise<void> {
     const phaseSum = Object.values(phases).reduce((s, n) => s + n, 0);
     const e2eGz = corpus.bytes / MB / replay.secs;
     const loadTsv = tsvBytes / MB / load;
-    const psqlTsv = tsvBytes / MB / psql.secs;
+    const psqlTsv = tsvBytes / MB / psqlRuns[0]!.result.secs;
     const profile = rssProfile(replay, 4).map((kb) => (kb / 1024).toFixed(0));
     const cpu = cpus()[0]?.model.trim() ?? '?';
     const checks: string[] = [];
     if (loadedRows !== fileRows) checks.push(`physical tables hold ${loadedRows} rows, the files ${fileRows}`);
-    if (baselineRows !== fileRows || psql.rows !== fileRows)
-      checks.push(`baseline holds ${baselineRows} rows (psql said ${psql.rows}), the files ${fileRows}`);
+    for (const r of psqlRuns) {
+      if (r.rowsInTables !== fileRows || r.result.rows !== fileRows)
+        checks.push(
+          `psql ${r.mode}: baseline holds ${r.rowsInTables} rows (psql said ${r.result.rows}), the files ${fileRows}`,
+        );
+    }
 
     const cmd = `npm run bench:replay -- ${process.argv.slice(2).join(' ')}`.trimEnd();
     const block = [
@@ -386,11 +430,12 @@ async function main(): Promise<void> {
       '```',
       `command: ${cmd}`,
       `machine: ${availableParallelism()} CPUs (${cpu}), ${f1(totalmem() / 2 ** 30)} GiB RAM, Linux ${release()}, node ${process.version}, PostgreSQL ${pgVersion}`,
+      `load average at start / end: ${loadAtStart} / ${loadavg()[0]!.toFixed(1)} (other work on the machine skews every figure)`,
       `corpus:  ${corpus.files.length} edge files, ${f1(corpus.bytes / MB)} MB gzip (${f1(edgeBytes / MB)} MB edge lines), ${events} events; ` +
         `tables: ${tablesArg === 'all' ? `all (${tables.length})` : tables.join(',')}; --threads ${threads} --poolsize ${poolsize}; s3rver + local PostgreSQL (fsync off)`,
       '',
       `replay end to end (local executor, child process, wall clock):`,
-      `  ${f1(replay.secs)} s, ${f1(e2eGz)} MB/s gzip input, ${f1(edgeBytes / MB / replay.secs)} MB/s edge lines, ${rate(events / replay.secs)} events/s`,
+      `  ${f1(replay.secs)} s, ${f1(e2eGz)} MB/s gzip input, ${f1(edgeBytes / MB / replay.secs)} MB/s edge lines, ${rate(events / replay.secs)} events/s, CPU ${f1(replay.cpuSecs)} s`,
       `  phases: ${Object.entries(phases)
         .map(([k, v]) => `${k} ${f1(v)} s`)
         .join(', ')}; other ${f1(replay.secs - phaseSum)} s (startup, commit, report)`,
@@ -399,16 +444,21 @@ async function main(): Promise<void> {
         ? [
             `transform only (same corpus and threads, local disk in and out):`,
             `  ${f1(transformOnly.secs)} s, ${f1(corpus.bytes / MB / transformOnly.secs)} MB/s gzip input, ${f1(transformOnly.bytes / MB / transformOnly.secs)} MB/s edge lines, ` +
-              `${rate(transformOnly.events / transformOnly.secs)} events/s, peak RSS ${transformOnly.rssMb.toFixed(0)} MB`,
-            `  end to end / transform only: ${(transformOnly.secs / replay.secs).toFixed(2)} (target >= 0.7)`,
+              `${rate(transformOnly.events / transformOnly.secs)} events/s, CPU ${f1(transformOnly.cpuSecs)} s, peak RSS ${transformOnly.rssMb.toFixed(0)} MB`,
+            `  end to end / transform only: ${(transformOnly.secs / replay.secs).toFixed(2)} (target >= 0.7); by CPU seconds: ${(transformOnly.cpuSecs / replay.cpuSecs).toFixed(2)}`,
           ]
         : []),
       `load: ${fileRows} rows in ${output.files.length} gzip TSV files, ${f1(tsvBytes / MB)} MB TSV (${f1(tsvGzBytes / MB)} MB gzip)`,
       `  replay load phase:  ${f1(load)} s, ${f1(loadTsv)} MB/s TSV, ${rate(fileRows / load)} rows/s ` +
         `(from s3rver; count + delete + COPY into a temp table + INSERT per table, one transaction each)`,
-      `  psql \\copy:         ${f1(psql.secs)} s, ${f1(psqlTsv)} MB/s TSV, ${rate(psql.rows / psql.secs)} rows/s ` +
-        `(local files, FROM PROGRAM 'gzip -dc', one psql per file, files of a table in sequence, ${poolsize} tables at a time)`,
-      `  load phase / psql: ${(loadTsv / psqlTsv).toFixed(2)} (target >= 0.7)`,
+      ...psqlRuns.map(
+        ({ mode, result }) =>
+          `  psql \\copy ${mode}: ${f1(result.secs)} s, ${f1(tsvBytes / MB / result.secs)} MB/s TSV, ${rate(result.rows / result.secs)} rows/s ` +
+          `(${result.runs} psql runs)`,
+      ),
+      `  (psql: local files, FROM PROGRAM 'gzip -dc', ${poolsize} tables at a time; per-file runs a table's files in sequence)`,
+      `  load phase / psql per-file: ${(loadTsv / psqlTsv).toFixed(2)} (target >= 0.7); ` +
+        `/ psql per-table: ${(loadTsv / (tsvBytes / MB / psqlRuns[1]!.result.secs)).toFixed(2)}`,
       `memory: peak RSS ${(replay.maxRssKb / 1024).toFixed(0)} MB at ${f1(corpus.bytes / MB)} MB input; flat in input size means the same at another --mb`,
       ...(checks.length
         ? [`CHECK FAILED: ${checks.join('; ')}`]
@@ -425,7 +475,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
+main().catch(async (err: unknown) => {
+  await cleanup();
+  // Interrupted: the failure is only the replay being stopped; onSignal exits.
+  if (interrupted) return;
   process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });

@@ -16,6 +16,8 @@ export interface Measured {
   maxRssKb: number;
   /** How maxRssKb was obtained. */
   rssSource: '/usr/bin/time -v' | '/proc VmHWM samples' | 'unknown';
+  /** User + system CPU seconds of the process (from `/usr/bin/time -v`; NaN without it). */
+  cpuSecs: number;
   /** VmRSS samples: seconds since start, KiB. */
   samples: { secs: number; rssKb: number }[];
 }
@@ -28,6 +30,8 @@ export interface MeasureOptions {
   /** Scratch file for `/usr/bin/time -o`. */
   timeFile: string;
   sampleMs?: number;
+  /** Aborting it kills the command (and, under /usr/bin/time, the command itself, not only time). */
+  signal?: AbortSignal;
 }
 
 /** A `kB` field of /proc/<pid>/status, or null once the process is gone. */
@@ -72,24 +76,42 @@ export function runMeasured(command: string, args: string[], opts: MeasureOption
     hwmKb = Math.max(hwmKb, statusKb(target, 'VmHWM') ?? 0);
   };
   const timer = setInterval(sample, opts.sampleMs ?? 250);
+  const abort = (): void => {
+    sample(); // finds the command's pid if it was not known yet
+    for (const pid of [target, child.pid]) {
+      try {
+        if (pid) process.kill(pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+  };
+  opts.signal?.addEventListener('abort', abort, { once: true });
   return new Promise((resolve, reject) => {
     child.once('error', (e) => {
       clearInterval(timer);
+      opts.signal?.removeEventListener('abort', abort);
       reject(new Error(`cannot run ${command}: ${e.message}`));
     });
     child.once('close', (code) => {
       clearInterval(timer);
+      opts.signal?.removeEventListener('abort', abort);
       const secs = elapsed();
       let maxRssKb = hwmKb;
       let rssSource: Measured['rssSource'] = hwmKb > 0 ? '/proc VmHWM samples' : 'unknown';
+      let cpuSecs = NaN;
       if (useTime && existsSync(opts.timeFile)) {
-        const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(readFileSync(opts.timeFile, 'utf8'));
+        const text = readFileSync(opts.timeFile, 'utf8');
+        const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(text);
         if (m) {
           maxRssKb = Number(m[1]);
           rssSource = '/usr/bin/time -v';
         }
+        const user = /User time \(seconds\): ([\d.]+)/.exec(text);
+        const sys = /System time \(seconds\): ([\d.]+)/.exec(text);
+        if (user && sys) cpuSecs = Number(user[1]) + Number(sys[1]);
       }
-      resolve({ code: code ?? -1, secs, maxRssKb, rssSource, samples });
+      resolve({ code: code ?? -1, secs, maxRssKb, rssSource, cpuSecs, samples });
     });
   });
 }

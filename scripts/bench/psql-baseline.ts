@@ -1,7 +1,9 @@
 /**
  * The load baseline: the same gzip TSV files the replay produced, loaded with
- * plain `psql \copy ... FROM PROGRAM 'gzip -dc FILE'` (one psql per file), as
- * fast as PostgreSQL takes them without the replay's transaction around them.
+ * plain `psql \copy ... FROM PROGRAM 'gzip -dc FILE...'`, as fast as
+ * PostgreSQL takes them without the replay's transaction around them. Two
+ * shapes: one psql per file (what an operator would script), and one psql per
+ * table over all its files (no per-file connection cost: closer to the server's own limit).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -18,7 +20,8 @@ export interface PsqlResult {
   secs: number;
   /** Rows psql reported (`COPY n`). */
   rows: number;
-  files: number;
+  /** psql processes run. */
+  runs: number;
 }
 
 /** psql of the newest installed PostgreSQL, else the one on PATH. */
@@ -37,16 +40,21 @@ function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-function copyOneFile(
+/** One `\\copy` of `files` (all of one table; `gzip -dc` concatenates them) in one psql: the rows copied. */
+function copyFiles(
   psql: string,
   dbUrl: string,
   env: NodeJS.ProcessEnv,
   schema: string,
-  file: TsvFile,
+  files: TsvFile[],
 ): Promise<number> {
-  if (/['\\]/.test(file.path)) throw new Error(`path ${file.path} cannot go into a \\copy command`);
+  // The paths go into a single-quoted shell command inside psql's own quoting: keep them plain.
+  for (const f of files)
+    if (!/^[\w./-]+$/.test(f.path)) throw new Error(`path ${f.path} cannot go into a \\copy command`);
+  const table = files[0]!.table;
+  const paths = files.map((f) => f.path).join(' ');
   const command =
-    `\\copy ${quoteIdent(schema)}.${quoteIdent(file.table)} FROM PROGRAM 'gzip -dc ${file.path}' ` +
+    `\\copy ${quoteIdent(schema)}.${quoteIdent(table)} FROM PROGRAM 'gzip -dc ${paths}' ` +
     `WITH (FORMAT text, DELIMITER E'\\t', NULL '')`;
   return new Promise((resolve, reject) => {
     const child = spawn(psql, ['-X', '-v', 'ON_ERROR_STOP=1', '-d', dbUrl, '-c', command], {
@@ -60,20 +68,17 @@ function copyOneFile(
     child.once('error', (e) => reject(new Error(`cannot run ${psql}: ${e.message}`)));
     child.once('close', (code) => {
       const m = /^COPY (\d+)/m.exec(stdout);
-      if (code !== 0 || !m)
-        reject(
-          new Error(
-            `psql \\copy of ${file.path} into ${schema}.${file.table} failed (exit ${code}): ${stderr || stdout}`,
-          ),
-        );
-      else resolve(Number(m[1]));
+      if (code === 0 && m) resolve(Number(m[1]));
+      else
+        reject(new Error(`psql \\copy of ${paths} into ${schema}.${table} failed (exit ${code}): ${stderr || stdout}`));
     });
   });
 }
 
 /**
- * Loads every file; the files of one table in sequence and `jobs` tables at a
- * time, the shape of the replay's load phase (`--poolsize` tables at once).
+ * Loads every file, `jobs` tables at a time (the shape of the replay's load
+ * phase, `--poolsize` tables at once); per table either one psql per file, in
+ * sequence, or one psql for all its files.
  */
 export async function psqlCopyFiles(opts: {
   files: TsvFile[];
@@ -82,6 +87,7 @@ export async function psqlCopyFiles(opts: {
   env: NodeJS.ProcessEnv;
   schema: string;
   jobs: number;
+  mode: 'per-file' | 'per-table';
 }): Promise<PsqlResult> {
   const psql = findPsql();
   const byTable = new Map<string, TsvFile[]>();
@@ -89,7 +95,16 @@ export async function psqlCopyFiles(opts: {
   let rows = 0;
   const started = process.hrtime.bigint();
   await forEachLimited([...byTable.keys()].sort(), opts.jobs, async (table) => {
-    for (const f of byTable.get(table)!) rows += await copyOneFile(psql, opts.dbUrl, opts.env, opts.schema, f);
+    const files = byTable.get(table)!;
+    for (const batch of opts.mode === 'per-table' ? [files] : files.map((f) => [f])) {
+      // Not `rows += await …`: that reads `rows` before the await and loses the other tables' counts.
+      const copied = await copyFiles(psql, opts.dbUrl, opts.env, opts.schema, batch);
+      rows += copied;
+    }
   });
-  return { secs: Number(process.hrtime.bigint() - started) / 1e9, rows, files: opts.files.length };
+  return {
+    secs: Number(process.hrtime.bigint() - started) / 1e9,
+    rows,
+    runs: opts.mode === 'per-table' ? byTable.size : opts.files.length,
+  };
 }
