@@ -32,6 +32,7 @@ import { planPartitions } from './partition.js';
 import type { ReplayProgress } from './progress.js';
 import { formatLoadReport } from './report.js';
 import { createTableSql } from './warehouse/ddl.js';
+import { quoteIdent } from './warehouse/sql.js';
 import { openWarehouse, redactUrl, type TableLoadResult, type Warehouse } from './warehouse/warehouse.js';
 import { datePrefixes, type ReplayWindow } from './window.js';
 
@@ -323,7 +324,7 @@ async function createMissingTables(
     if (await warehouse.tableExists(schema, table)) continue;
     const def = schemas.filter((s) => s.event === table).sort((a, b) => b.version - a.version)[0]!;
     log.info(`creating missing table ${schema}.${table}`);
-    await warehouse.execute(`CREATE SCHEMA IF NOT EXISTS "${schema.replace(/"/g, '""')}"`);
+    await warehouse.execute(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
     await warehouse.execute(createTableSql(def, { dialect: 'postgres', schema }));
   }
 }

@@ -3,10 +3,10 @@
  * stdout (SPEC section 5). Runs in the calling thread: it is a debugging tool.
  */
 import type { Readable, Writable } from 'node:stream';
-import { readLineBatches } from '../input/lines.js';
+import { decodedStream, readLineBatches } from '../input/lines.js';
 import { EventProcessor, type ParsedEvent, type RowSink } from '../transform/processor.js';
 import { readConfigText } from '../transform/config-source.js';
-import { prepareTransform } from '../transform/setup.js';
+import { prepareTransform, type PreparedTransform } from '../transform/setup.js';
 
 export interface ParseCommandOptions {
   config: string;
@@ -25,17 +25,20 @@ export function parsedToJson(p: ParsedEvent): string {
   return JSON.stringify(o);
 }
 
-/** Builds a parser for one config: feed it lines, get the parse objects. */
-export async function createLineParser(
-  opts: ParseCommandOptions,
-): Promise<(lines: string[]) => Promise<ParsedEvent[]>> {
-  const configText = await readConfigText(opts.config);
-  const prepared = await prepareTransform({
-    configText,
+async function prepare(opts: ParseCommandOptions): Promise<PreparedTransform> {
+  return prepareTransform({
+    configText: await readConfigText(opts.config),
     configSource: opts.config,
     geoipCity: opts.geoipCity,
     geoipAsn: opts.geoipAsn,
   });
+}
+
+/** Builds a parser for one config: feed it lines, get the parse objects. */
+export async function createLineParser(
+  opts: ParseCommandOptions,
+): Promise<(lines: string[]) => Promise<ParsedEvent[]>> {
+  const prepared = await prepare(opts);
   return async (lines) => {
     const out: ParsedEvent[] = [];
     const processor = new EventProcessor({ ...prepared.processorOptions, onParsed: (p) => out.push(p) }, nullSink);
@@ -46,13 +49,7 @@ export async function createLineParser(
 }
 
 export async function parseCommand(opts: ParseCommandOptions, input: Readable, output: Writable): Promise<void> {
-  const configText = await readConfigText(opts.config);
-  const prepared = await prepareTransform({
-    configText,
-    configSource: opts.config,
-    geoipCity: opts.geoipCity,
-    geoipAsn: opts.geoipAsn,
-  });
+  const prepared = await prepare(opts);
   let buffered: string[] = [];
   const processor = new EventProcessor(
     { ...prepared.processorOptions, onParsed: (p) => buffered.push(parsedToJson(p)) },
@@ -65,7 +62,7 @@ export async function parseCommand(opts: ParseCommandOptions, input: Readable, o
     if (!output.write(text)) await new Promise((resolve) => output.once('drain', resolve));
   };
   await readLineBatches(
-    input,
+    decodedStream(input),
     { source: 'stdin' },
     async (lines, firstLineNo) => {
       const waiting = processor.processLines(lines, firstLineNo, 'stdin');

@@ -1,0 +1,200 @@
+/**
+ * `spade transform` and `spade parse` as a user runs them: real processes,
+ * a malformed corpus, every line counted once, exit code 0, the bad lines in
+ * quarantine, rows in gzip TSV files.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { fixturePath } from '../../helpers/fixtures.js';
+import { DEMO_CONFIG, runSpade } from '../../helpers/replay-env.js';
+
+const edge = (uuid: string, payload: unknown, data?: string): string =>
+  JSON.stringify({
+    receivedAt: '2023-11-05T10:00:00.250Z',
+    clientIp: '1.2.3.4',
+    uuid,
+    data: data ?? Buffer.from(JSON.stringify(payload)).toString('base64'),
+    recordversion: 3,
+  });
+
+function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...listFiles(p));
+    else out.push(p);
+  }
+  return out.sort();
+}
+
+const gzLines = (files: string[]): string[] =>
+  files.flatMap((f) => gunzipSync(readFileSync(f)).toString('utf8').split('\n').filter(Boolean));
+
+function countsLine(stderr: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const m of stderr.matchAll(/([a-z_]+) (\d+)/g)) counts[m[1]!] ??= Number(m[2]);
+  return counts;
+}
+
+test('a malformed corpus: every line counted once, exit 0, bad lines in quarantine, good rows written', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'spade-transform-'));
+  const good = Array.from({ length: 300 }, (_, i) =>
+    edge(`g${i}`, { event: 'login', properties: { login: `user\t${i}`, user_id: i, platform: 'p' } }),
+  );
+  const goodText = good.join('\n');
+  const multi = edge('m1', [
+    { event: 'video_play', properties: { channel: 'c' } },
+    { event: 'no_such_event', properties: { a: 1 } },
+    { event: '', properties: {} },
+  ]);
+  const bad = [
+    '{"clientIp": "1.2.3.4", "receivedAt": "broken',
+    edge('b1', null, 'not*base64!'),
+    edge('b2', null, Buffer.from('"just a string"').toString('base64')),
+    edge('b3', null, Buffer.from('[1,2]').toString('base64')),
+    '{"valid":"json","wrong":"shape"}',
+    '[1,2,3]',
+    '\u0000\u0001\u0002garbage\u00ff',
+    'x'.repeat(5 * 1024 * 1024),
+  ];
+  const plain = join(dir, 'plain.log');
+  writeFileSync(plain, [goodText, multi, ...bad].join('\n') + '\n');
+  // Invalid UTF-8 and raw binary bytes on their own lines.
+  const binary = join(dir, 'binary.log');
+  writeFileSync(
+    binary,
+    Buffer.concat([
+      Buffer.from(good[1]! + '\n'),
+      Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0x0a]),
+      Buffer.from([0x80, 0x81, 0x0a]),
+    ]),
+  );
+  // A gzip file cut in the middle: its complete lines count, the torn one is quarantined.
+  const cut = join(dir, 'cut.log.gz');
+  const gz = gzipSync(good.join('\n') + '\n');
+  writeFileSync(cut, gz.subarray(0, Math.floor(gz.length * 0.6)));
+
+  const out = join(dir, 'out');
+  const res = await runSpade([
+    'transform',
+    plain,
+    binary,
+    cut,
+    '--config',
+    DEMO_CONFIG,
+    '--out',
+    out,
+    '--threads',
+    '2',
+  ]);
+  assert.equal(res.code, 0, res.stderr);
+  const c = countsLine(res.stderr.slice(res.stderr.indexOf('lines ')));
+  assert.equal(c.decoded! + c.malformed! + c.filtered!, c.lines, 'every line in one outcome');
+  assert.ok(c.malformed! >= bad.length + 2 + 1, `malformed ${c.malformed}`);
+  assert.match(res.stderr, /warning: .*cut\.log\.gz/);
+
+  const files = listFiles(out);
+  const quarantine = gzLines(files.filter((f) => f.includes('_quarantine')));
+  assert.equal(quarantine.length, c.malformed, 'one quarantine record per malformed line');
+  const reasons = quarantine.map((l) => (JSON.parse(l) as { reason: string }).reason);
+  for (const r of [
+    'bad_json',
+    'bad_base64',
+    'bad_payload_shape',
+    'bad_edge_shape',
+    'bad_legacy_line',
+    'truncated_input',
+  ]) {
+    assert.ok(reasons.includes(r), `reason ${r} in ${[...new Set(reasons)].join(', ')}`);
+  }
+  // The 5 MB line is kept whole in quarantine.
+  assert.ok(quarantine.some((l) => (JSON.parse(l) as { text: string }).text.length === 5 * 1024 * 1024));
+  const rows = gzLines(files.filter((f) => f.includes('/login/v0/')));
+  assert.equal(rows.length, c.success! + c.skipped_column! - 1, 'login rows = events written minus the video_play one');
+  assert.ok(
+    rows.some((r) => r.includes('user\\\t1')),
+    'an embedded TAB is escaped',
+  );
+  const untracked = gzLines(files.filter((f) => f.includes('_nontracked')));
+  assert.deepEqual(
+    untracked.map((l) => (JSON.parse(l) as { event: string }).event),
+    ['no_such_event'],
+  );
+  assert.ok(files.every((f) => statSync(f).size > 0));
+});
+
+test('standard input gives the same counts as files', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'spade-transform-'));
+  const lines = Array.from({ length: 200 }, (_, i) =>
+    edge(`s${i}`, { event: 'login', properties: { login: `u${i}` } }),
+  );
+  lines.push('garbage');
+  const res = await runSpade(
+    ['transform', '--config', DEMO_CONFIG, '--out', join(dir, 'out'), '--threads', '1'],
+    {},
+    lines.join('\n') + '\n',
+  );
+  assert.equal(res.code, 0, res.stderr);
+  const c = countsLine(res.stderr.slice(res.stderr.indexOf('lines ')));
+  assert.equal(c.lines, 201);
+  assert.equal(c.malformed, 1);
+  assert.equal(gzLines(listFiles(join(dir, 'out')).filter((f) => f.includes('/login/'))).length, 200);
+});
+
+test('spade parse prints the SPEC objects for the fixtures', async () => {
+  const lines = [
+    'processor-sample_logline.txt',
+    'processor-sample_multi_logline.txt',
+    'processor-sample_error_logline.txt',
+  ]
+    .map((f) => readFileSync(fixturePath(`spade/${f}`), 'utf8').trim())
+    .join('\n');
+  const res = await runSpade(
+    [
+      'parse',
+      '--config',
+      fixturePath('spade/table_config.json'),
+      '--geoip-city',
+      fixturePath('geoip/GeoIP2-City-Test.mmdb'),
+      '--geoip-asn',
+      fixturePath('geoip/GeoLite2-ASN-Test.mmdb'),
+    ],
+    {},
+    lines + '\n',
+  );
+  assert.equal(res.code, 0, res.stderr);
+  const objs = res.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(objs[0]!.event, 'login');
+  assert.equal(objs[0]!.uuid, 'uuid1');
+  assert.deepEqual(Object.keys(objs[0]!), ['event', 'version', 'uuid', 'outcome', 'columns']);
+  assert.equal((objs[0]!.columns as Record<string, unknown>).time, '2013-10-17 11:05:55');
+  const multi = objs.slice(1, -1);
+  assert.ok(multi.length >= 2);
+  multi.forEach((o, i) => assert.equal(o.uuid, `uuid1-${i}`));
+  assert.deepEqual(objs.at(-1), { event: '', version: 0, uuid: '', outcome: 'malformed', reason: 'bad_payload_json' });
+});
+
+test('a config error is one line and exit code 1', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'spade-transform-'));
+  const cfg = join(dir, 'bad.json');
+  writeFileSync(
+    cfg,
+    JSON.stringify([
+      {
+        EventName: 'e',
+        Columns: [{ InboundName: 'a', OutboundName: 'a', Transformer: 'nope', ColumnCreationOptions: '' }],
+      },
+    ]),
+  );
+  const res = await runSpade(['transform', '--config', cfg, '--out', join(dir, 'out')], {}, '');
+  assert.equal(res.code, 1);
+  assert.match(res.stderr, /nope/);
+  assert.doesNotMatch(res.stderr, /\n\s+at /);
+});
