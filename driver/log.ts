@@ -12,15 +12,13 @@ export interface Logger {
   info(msg: string): void;
   warn(msg: string): void;
   error(msg: string): void;
-  /** While a live display owns the terminal, lines go only to the file (and are shown by the display). */
-  setConsoleMuted(muted: boolean): void;
-  readonly recent: string[];
+  /** While a live display owns the terminal, console lines go to it (it prints them above itself). */
+  setConsoleSink(sink: ((line: string) => void) | null): void;
 }
 
 export function createLogger(opts: { level: LogLevel; file?: string | null; stream?: NodeJS.WritableStream }): Logger {
   const stream = opts.stream ?? process.stderr;
-  let muted = false;
-  const recent: string[] = [];
+  let sink: ((line: string) => void) | null = null;
   const write = (level: LogLevel, msg: string): void => {
     if (ORDER[level] < ORDER[opts.level]) return;
     const line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${msg}`;
@@ -33,16 +31,14 @@ export function createLogger(opts: { level: LogLevel; file?: string | null; stre
         opts.file = null;
       }
     }
-    recent.push(line);
-    if (recent.length > 5) recent.shift();
-    if (!muted) stream.write(line + '\n');
+    if (sink) sink(line);
+    else stream.write(line + '\n');
   };
   return {
     debug: (m) => write('debug', m),
     info: (m) => write('info', m),
     warn: (m) => write('warn', m),
     error: (m) => write('error', m),
-    setConsoleMuted: (m) => void (muted = m),
-    recent,
+    setConsoleSink: (s) => void (sink = s),
   };
 }

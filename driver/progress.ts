@@ -66,11 +66,14 @@ export function createProgress(opts: {
     return lines;
   };
 
+  /** Moves the cursor to the top of the block and clears it. */
+  const erase = (): string => (drawnLines > 0 ? `\x1b[${drawnLines}F\x1b[0J` : '');
+
   const draw = (): void => {
-    const lines = [...opts.log.recent.slice(-3), ...statusLines()];
     if (opts.tty) {
-      let out = drawnLines > 0 ? `\x1b[${drawnLines}F` : '';
-      for (const l of lines) out += `\x1b[2K${l.slice(0, (stream.columns ?? 200) - 1)}\n`;
+      const lines = statusLines();
+      let out = erase();
+      for (const l of lines) out += `${l.slice(0, (stream.columns ?? 200) - 1)}\n`;
       stream.write(out);
       drawnLines = lines.length;
     } else {
@@ -78,9 +81,16 @@ export function createProgress(opts: {
     }
   };
 
+  /** A log line while the block is shown: printed above it, block redrawn below. */
+  const logAbove = (line: string): void => {
+    stream.write(erase() + line + '\n');
+    drawnLines = 0;
+    draw();
+  };
+
   const ensureTimer = (): void => {
     if (timer) return;
-    if (opts.tty) opts.log.setConsoleMuted(true);
+    if (opts.tty) opts.log.setConsoleSink(logAbove);
     timer = setInterval(draw, opts.intervalMs ?? (opts.tty ? 500 : 10_000));
     timer.unref();
   };
@@ -118,7 +128,7 @@ export function createProgress(opts: {
         timer = null;
         draw();
       }
-      opts.log.setConsoleMuted(false);
+      opts.log.setConsoleSink(null);
     },
   };
 }

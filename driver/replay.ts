@@ -290,6 +290,7 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
   }
   deps.progress.phase('load', (Date.now() - started) / 1000);
   loads.sort((a, b) => a.table.localeCompare(b.table));
+  deps.progress.stop(); // the live block ends before the report is printed below it
   for (const l of formatLoadReport(loads)) say(l);
   const bad = loads.filter((l) => l.status !== 'loaded');
   if (bad.length) say(`${bad.length} of ${loads.length} table(s) not loaded; they were left as they were`);

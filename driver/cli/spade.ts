@@ -202,7 +202,96 @@ async function main(): Promise<void> {
           .demandCommand(1, 'name a worker command: emr-task, serve'),
       () => {},
     )
-    .demandCommand(1, 'name a command: transform, parse, parse-server, ddl, replay, worker')
+    .command(
+      'process',
+      'continuous processor: follow edge input (S3 prefix, directory or stdin) into committed output batches',
+      (y) =>
+        geoipOptions(y)
+          .option('follow', { type: 'boolean', demandOption: true, describe: 'run continuously (required)' })
+          .option('input', {
+            type: 'string',
+            describe: 's3://bucket/prefix or directory to follow; "-": stdin (default: env EDGE_BUCKET, else stdin)',
+          })
+          .option('output', {
+            type: 'string',
+            describe: 'output s3://bucket/prefix or directory (default: env COMPACTER_BUCKET)',
+          })
+          .option('state-dir', {
+            type: 'string',
+            demandOption: true,
+            describe: 'checkpoint and spool directory (persistent)',
+          })
+          .option('config', {
+            type: 'string',
+            describe: 'table config: file, http(s):// or s3:// URL (default: env BLUEPRINT_URL)',
+          })
+          .option('rotate-mb', { type: 'number', default: 100, describe: 'uncompressed MB per output file' })
+          .option('rotate-minutes', {
+            type: 'number',
+            default: 10,
+            describe: 'commit the open batch after this many minutes',
+          })
+          .option('batch-input-mb', {
+            type: 'number',
+            default: 1024,
+            describe: 'commit the open batch after this much input',
+          })
+          .option('poll-seconds', { type: 'number', default: 10, describe: 'listing interval' })
+          .option('lookback-days', {
+            type: 'number',
+            default: 1,
+            describe: 'date prefixes tracked before the newest committed one',
+          })
+          .option('start-date', {
+            type: 'string',
+            describe: 'first date prefix YYYYMMDD on a fresh state dir (default: today UTC)',
+          })
+          .option('reload-seconds', {
+            type: 'number',
+            default: 300,
+            describe: 're-read the config this often (and on SIGHUP)',
+          })
+          .option('shutdown-timeout', { type: 'number', default: 30, describe: 'seconds allowed for a graceful stop' })
+          .option('metrics-port', { type: 'number', describe: 'serve /healthz and /metrics on 127.0.0.1:<port>' })
+          .option('metrics-token', {
+            type: 'string',
+            describe: 'require a Bearer token (default: env SPADE_METRICS_TOKEN)',
+          })
+          .option('rsurl', {
+            type: 'string',
+            describe: 'postgres:// URL: append each committed batch (password in PGPASSWORD)',
+          })
+          .option('schema', { type: 'string', default: 'physical', describe: 'warehouse schema for --rsurl' }),
+      async (argv) => {
+        if (!argv.follow) throw new UsageError('spade process needs --follow (only the continuous mode exists)');
+        const output = argv.output ?? process.env.COMPACTER_BUCKET;
+        const config = argv.config ?? process.env.BLUEPRINT_URL;
+        if (!output) throw new UsageError('--output (or env COMPACTER_BUCKET) is required');
+        if (!config) throw new UsageError('--config (or env BLUEPRINT_URL) is required');
+        const { processCommand } = await import('../../worker/process/processor.js');
+        process.exitCode = await processCommand({
+          input: argv.input ?? process.env.EDGE_BUCKET,
+          output,
+          stateDir: argv['state-dir'],
+          config,
+          geoipCity: argv['geoip-city'],
+          geoipAsn: argv['geoip-asn'],
+          rotateMb: argv['rotate-mb'],
+          rotateMinutes: argv['rotate-minutes'],
+          batchInputMb: argv['batch-input-mb'],
+          pollSeconds: argv['poll-seconds'],
+          lookbackDays: argv['lookback-days'],
+          startDate: argv['start-date'],
+          reloadSeconds: argv['reload-seconds'],
+          shutdownTimeoutSeconds: argv['shutdown-timeout'],
+          metricsPort: argv['metrics-port'],
+          metricsToken: argv['metrics-token'] ?? process.env.SPADE_METRICS_TOKEN,
+          rsurl: argv.rsurl,
+          schema: argv.schema,
+        });
+      },
+    )
+    .demandCommand(1, 'name a command: transform, parse, parse-server, ddl, replay, process, worker')
     .strict()
     .help()
     .version(false)

@@ -1,0 +1,166 @@
+/**
+ * One output batch of the continuous processor: the files written from a run
+ * of inputs, committed together by one success manifest
+ * `<YYYYMMDD>/_success/<batch-id>.json` naming its files and the inputs it
+ * covers. Output keys carry the batch id (unique per batch and process), so a
+ * batch that dies uncommitted leaves only files no manifest names, which are
+ * never loaded; its inputs are processed again by a later batch.
+ *
+ * Each batch spools its gzip files under `<state>/spool/<batch-id>/`, next to a
+ * small `<batch-id>.json` record, so that after a hard kill start-up knows which
+ * batch a torn spool file belonged to (salvage.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { OutputWriters, type WrittenFile } from '../output/writers.js';
+import type { ObjectStore } from '../store/objectstore.js';
+import { emptyCounts, mergeCounts, type OutcomeCounts } from '../transform/outcomes.js';
+import { EventProcessor, type ProcessorOptions } from '../transform/processor.js';
+import { successKey } from '../partition-task.js';
+import { utcDate } from './checkpoint.js';
+
+export const MANIFEST_KIND = 'spade-process-batch';
+
+/** Success manifest of a batch; its first fields are those of a replay partition's manifest. */
+export interface BatchManifest {
+  runtag: string;
+  partition: string;
+  attempt: string;
+  files: WrittenFile[];
+  counts: OutcomeCounts;
+  inputErrors: { source: string; error: string }[];
+  finishedAt: string;
+  kind: typeof MANIFEST_KIND;
+  /** Input location (URL, directory or `-` for stdin). */
+  input: string;
+  /** Input keys fully covered by this batch (empty for stdin). */
+  inputs: string[];
+  openedAt: string;
+  /** Set on a batch committed by start-up salvage (stdin mode). */
+  salvaged?: boolean;
+}
+
+export interface SpoolRecord {
+  batch: string;
+  runtag: string;
+  mode: 'files' | 'stdin';
+  openedAt: string;
+}
+
+export interface BatchOptions {
+  store: ObjectStore;
+  stateDir: string;
+  mode: SpoolRecord['mode'];
+  rotateBytes: number;
+  processorOptions: ProcessorOptions;
+  now?: number;
+}
+
+export function newBatchId(): string {
+  return `b${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+}
+
+export function spoolRoot(stateDir: string): string {
+  return join(stateDir, 'spool');
+}
+
+export class Batch {
+  readonly id = newBatchId();
+  readonly runtag: string;
+  readonly openedAtMs: number;
+  readonly inputs: string[] = [];
+  readonly inputErrors: { source: string; error: string }[] = [];
+  /** Decompressed input bytes so far. */
+  inputBytes = 0;
+  /** Lines given to the processor (stdin mode: any input at all makes the batch worth committing). */
+  lines = 0;
+  readonly writers: OutputWriters;
+  processor: EventProcessor;
+  private readonly doneCounts = emptyCounts();
+  private readonly spoolDir: string;
+  private readonly recordPath: string;
+
+  private constructor(private readonly opts: BatchOptions) {
+    this.openedAtMs = opts.now ?? Date.now();
+    this.runtag = utcDate(this.openedAtMs);
+    this.spoolDir = join(spoolRoot(opts.stateDir), this.id);
+    this.recordPath = join(spoolRoot(opts.stateDir), `${this.id}.json`);
+    this.writers = new OutputWriters({
+      store: opts.store,
+      prefix: this.runtag,
+      fileTag: this.id,
+      rotateBytes: opts.rotateBytes,
+      spool: true,
+      spoolDir: this.spoolDir,
+    });
+    this.processor = new EventProcessor(opts.processorOptions, this.writers);
+  }
+
+  static async open(opts: BatchOptions): Promise<Batch> {
+    const batch = new Batch(opts);
+    await mkdir(batch.spoolDir, { recursive: true, mode: 0o700 });
+    const record: SpoolRecord = {
+      batch: batch.id,
+      runtag: batch.runtag,
+      mode: opts.mode,
+      openedAt: new Date(batch.openedAtMs).toISOString(),
+    };
+    await writeFile(batch.recordPath, JSON.stringify(record) + '\n');
+    return batch;
+  }
+
+  /** A new config takes effect between inputs: rows keep going to the same writers. */
+  switchProcessor(options: ProcessorOptions): void {
+    mergeCounts(this.doneCounts, this.processor.counts);
+    this.processor = new EventProcessor(options, this.writers);
+  }
+
+  counts(): OutcomeCounts {
+    return mergeCounts(mergeCounts(emptyCounts(), this.doneCounts), this.processor.counts);
+  }
+
+  isEmpty(): boolean {
+    return this.inputs.length === 0 && this.lines === 0;
+  }
+
+  ageMs(now = Date.now()): number {
+    return now - this.openedAtMs;
+  }
+
+  /**
+   * Finishes and uploads every file, then writes the success manifest (last:
+   * its existence is what makes the files loadable). Returns the manifest and its key.
+   */
+  async commit(inputLocation: string): Promise<{ manifest: BatchManifest; key: string }> {
+    const files = await this.writers.close();
+    const manifest: BatchManifest = {
+      runtag: this.runtag,
+      partition: this.id,
+      attempt: this.id,
+      files,
+      counts: this.counts(),
+      inputErrors: this.inputErrors,
+      finishedAt: new Date().toISOString(),
+      kind: MANIFEST_KIND,
+      input: inputLocation,
+      inputs: this.inputs,
+      openedAt: new Date(this.openedAtMs).toISOString(),
+    };
+    const key = successKey(this.runtag, this.id);
+    await this.opts.store.put(key, JSON.stringify(manifest, null, 1) + '\n');
+    await this.removeSpool();
+    return { manifest, key };
+  }
+
+  /** Drops the batch: nothing of it is ever named by a manifest. */
+  async abort(): Promise<void> {
+    await this.writers.abort();
+    await this.removeSpool();
+  }
+
+  private async removeSpool(): Promise<void> {
+    await rm(this.spoolDir, { recursive: true, force: true });
+    await rm(this.recordPath, { force: true });
+  }
+}

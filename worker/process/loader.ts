@@ -1,0 +1,77 @@
+/**
+ * Appends committed batches to the warehouse in the background, one at a time,
+ * in commit order, retrying a failed one after a pause (the warehouse may be
+ * down; nothing is lost: the manifest stays in the checkpoint's `unloaded`
+ * list until its append commits). Exactly-once comes from AppendLoader's
+ * manifest table, not from this queue.
+ */
+import { AppendLoader, type AppendFile } from '../../driver/warehouse/append.js';
+import type { ObjectStore } from '../store/objectstore.js';
+import type { BatchManifest } from './batch.js';
+
+export interface LoaderHooks {
+  loaded(manifestKey: string, rows: number, already: boolean): Promise<void>;
+  failed(manifestKey: string, err: Error): void;
+}
+
+export class ContinuousLoader {
+  private readonly queue: string[] = [];
+  private running: Promise<void> | null = null;
+  private stopping = false;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    private readonly loader: AppendLoader,
+    private readonly store: ObjectStore,
+    private readonly hooks: LoaderHooks,
+    private readonly retryMs: number,
+  ) {}
+
+  enqueue(manifestKey: string): void {
+    if (this.queue.includes(manifestKey)) return;
+    this.queue.push(manifestKey);
+    if (this.running === null && !this.stopping) this.running = this.loop().finally(() => (this.running = null));
+    this.wake?.();
+  }
+
+  pending(): number {
+    return this.queue.length;
+  }
+
+  /** Lets the append in progress finish (or fail); queued manifests stay in the checkpoint for the next start. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.running;
+    await this.loader.close();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping && this.queue.length > 0) {
+      const key = this.queue[0] as string;
+      try {
+        const res = await this.appendOne(key);
+        this.queue.shift();
+        await this.hooks.loaded(key, res.rows, res.status === 'already_loaded');
+      } catch (err) {
+        this.hooks.failed(key, err as Error);
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, this.retryMs);
+          this.wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        this.wake = null;
+      }
+    }
+  }
+
+  private async appendOne(key: string): Promise<{ status: 'loaded' | 'already_loaded'; rows: number }> {
+    const manifest = JSON.parse((await this.store.readBytes(key)).toString('utf8')) as BatchManifest;
+    const files: AppendFile[] = [];
+    for (const f of manifest.files)
+      if (f.kind === 'rows' && f.event !== undefined) files.push({ table: f.event, key: f.key });
+    return this.loader.append(this.store.urlOf(key), files, (k) => this.store.read(k));
+  }
+}

@@ -1,0 +1,674 @@
+/**
+ * `spade process --follow`: the continuous processor. Reads edge input as it
+ * arrives (new files under an S3 prefix or directory, or lines on stdin),
+ * transforms it into batches of rotating gzip TSV files under the date runtag
+ * `YYYYMMDD/<event>/v<version>/` of the output, and commits each batch with a
+ * success manifest. Optionally appends each committed batch to PostgreSQL.
+ *
+ * Exactly-once, file input: an input file counts as done only once the batch
+ * holding its rows is committed (manifest written), and then the checkpoint
+ * (`<state-dir>/checkpoint.json`, saved atomically) records it. After a crash,
+ * files of uncommitted batches are processed again by a new batch with a new
+ * id; the old batch's files are named by no manifest, so they are never
+ * loaded. A kill between a manifest's write and the checkpoint's save is
+ * repaired at start-up from the manifests themselves (`reconcile`).
+ *
+ * Work happens on the main thread, one input at a time (edge files are
+ * processed whole into the current batch; a batch never holds part of a file).
+ * A batch is committed when it is `--rotate-minutes` old or has read
+ * `--batch-input-mb` of input; within it each table's file also rotates at
+ * `--rotate-mb` uncompressed.
+ */
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { AppendLoader } from '../../driver/warehouse/append.js';
+import { transformStream } from '../pool/input.js';
+import { openStore } from '../store/location.js';
+import type { ObjectStore } from '../store/objectstore.js';
+import { readConfigText } from '../transform/config-source.js';
+import { formatCounts } from '../transform/outcomes.js';
+import { prepareTransform, type PreparedTransform, type TransformSettings } from '../transform/setup.js';
+import { Batch, MANIFEST_KIND, type BatchManifest } from './batch.js';
+import { addDays, Checkpoint, datePrefixOf, dateRange, utcDate } from './checkpoint.js';
+import { InputFollower, type FoundFile } from './follow-s3.js';
+import { decodeGlobLine, GlobDedup, isGlobLine } from './globs.js';
+import { ContinuousLoader } from './loader.js';
+import { ProcessMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
+import { salvageSpool } from './salvage-spool.js';
+
+export interface ProcessOptions {
+  /** `s3://bucket/prefix`, a directory, or `-`/absent for stdin. */
+  input?: string;
+  output: string;
+  stateDir: string;
+  config: string;
+  geoipCity?: string;
+  geoipAsn?: string;
+  rotateMb?: number;
+  rotateMinutes?: number;
+  batchInputMb?: number;
+  pollSeconds?: number;
+  /** Full re-listing of the tracked date prefixes every this many polls. */
+  sweepEvery?: number;
+  lookbackDays?: number;
+  /** First date prefix (YYYYMMDD) to read on a fresh state dir; default today (UTC). */
+  startDate?: string;
+  reloadSeconds?: number;
+  shutdownTimeoutSeconds?: number;
+  metricsPort?: number;
+  metricsToken?: string;
+  rsurl?: string;
+  schema?: string;
+  /** Stdin stream for stdin mode (default process.stdin). */
+  stdin?: Readable;
+  log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
+  /** Called when shutdown overran its timeout (default: exit the process with code 70). */
+  onShutdownTimeout?: () => void;
+}
+
+export const DEFAULTS = {
+  rotateMb: 100,
+  rotateMinutes: 10,
+  batchInputMb: 1024,
+  pollSeconds: 10,
+  sweepEvery: 12,
+  lookbackDays: 1,
+  reloadSeconds: 300,
+  shutdownTimeoutSeconds: 30,
+} as const;
+
+/** Lines (or bytes) of stdin queued before reading pauses. */
+const STDIN_QUEUE_LINES = 20_000;
+const STDIN_QUEUE_BYTES = 16 * 1024 * 1024;
+
+function defaultLog(level: string, msg: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${level} ${msg}\n`);
+}
+
+export class ContinuousProcessor {
+  readonly metrics = new ProcessMetrics();
+  private readonly log: NonNullable<ProcessOptions['log']>;
+  private readonly stdinMode: boolean;
+  private readonly inputLocation: string;
+  private readonly rotateBytes: number;
+  private readonly rotateMs: number;
+  private readonly batchBytes: number;
+  private readonly pollMs: number;
+  private readonly reloadMs: number;
+  private readonly lookbackDays: number;
+  private output!: ObjectStore;
+  private checkpoint!: Checkpoint;
+  private follower: InputFollower | null = null;
+  private loader: ContinuousLoader | null = null;
+  private metricsServer: MetricsServer | null = null;
+  private settings!: TransformSettings;
+  private prepared!: PreparedTransform;
+  private batch: Batch | null = null;
+  private stopping = false;
+  private reloadRequested = false;
+  private nextReload = 0;
+  private wakeUp: (() => void) | null = null;
+  private saveChain: Promise<void> = Promise.resolve();
+  private newestCommittedDate: string | null = null;
+  // File mode
+  private readonly pending: FoundFile[] = [];
+  /** Keys queued, in the open batch, or committed since start: never queued twice. */
+  private readonly queued = new Set<string>();
+  private nextPoll = 0;
+  // Stdin mode
+  private stdinLines: string[] = [];
+  private stdinBytes = 0;
+  private stdinLineNo = 0;
+  private stdinEnded = false;
+  private stdinTail: Buffer[] = [];
+  private readonly dedup = new GlobDedup();
+  private lockPath = '';
+
+  constructor(private readonly opts: ProcessOptions) {
+    this.log = opts.log ?? defaultLog;
+    this.stdinMode = opts.input === undefined || opts.input === '-' || opts.input === '';
+    this.inputLocation = this.stdinMode ? '-' : (opts.input as string);
+    this.rotateBytes = Math.round((opts.rotateMb ?? DEFAULTS.rotateMb) * 1024 * 1024);
+    this.rotateMs = (opts.rotateMinutes ?? DEFAULTS.rotateMinutes) * 60_000;
+    this.batchBytes = (opts.batchInputMb ?? DEFAULTS.batchInputMb) * 1024 * 1024;
+    this.pollMs = (opts.pollSeconds ?? DEFAULTS.pollSeconds) * 1000;
+    this.reloadMs = (opts.reloadSeconds ?? DEFAULTS.reloadSeconds) * 1000;
+    this.lookbackDays = opts.lookbackDays ?? DEFAULTS.lookbackDays;
+    for (const [name, v] of [
+      ['rotate-mb', this.rotateBytes],
+      ['rotate-minutes', this.rotateMs],
+      ['batch-input-mb', this.batchBytes],
+      ['poll-seconds', this.pollMs],
+      ['reload-seconds', this.reloadMs],
+    ] as const) {
+      if (!(v > 0) || !Number.isFinite(v)) throw new Error(`--${name} must be a positive number`);
+    }
+    if (!Number.isInteger(this.lookbackDays) || this.lookbackDays < 0)
+      throw new Error(`--lookback-days must be a non-negative integer, got ${this.lookbackDays}`);
+    if (opts.startDate !== undefined && !/^\d{8}$/.test(opts.startDate))
+      throw new Error(`--start-date must be YYYYMMDD, got ${opts.startDate}`);
+  }
+
+  /** Asks the processor to stop: it finishes the input in hand, commits, saves, and `run` resolves. */
+  requestStop(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log('info', 'stopping: finishing the current input, committing and saving the checkpoint');
+    const ms = (this.opts.shutdownTimeoutSeconds ?? DEFAULTS.shutdownTimeoutSeconds) * 1000;
+    setTimeout(() => {
+      this.log('error', `shutdown did not finish within ${ms / 1000} s; exiting without committing the open batch`);
+      (this.opts.onShutdownTimeout ?? (() => process.exit(70)))();
+    }, ms).unref();
+    this.wake();
+  }
+
+  requestReload(): void {
+    this.reloadRequested = true;
+    this.wake();
+  }
+
+  /** Runs until stopped (or stdin ends). Resolves with the exit code. */
+  async run(): Promise<number> {
+    await mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
+    await this.lock();
+    try {
+      return await this.runLocked();
+    } finally {
+      await rm(this.lockPath, { force: true });
+    }
+  }
+
+  private async runLocked(): Promise<number> {
+    // A bad config at start is fatal; on reload it is only rejected.
+    const configText = await readConfigText(this.opts.config);
+    this.settings = {
+      configText,
+      configSource: this.opts.config,
+      geoipCity: this.opts.geoipCity,
+      geoipAsn: this.opts.geoipAsn,
+    };
+    this.prepared = await prepareTransform(this.settings);
+    this.nextReload = Date.now() + this.reloadMs;
+    this.output = openStore(this.opts.output);
+
+    for (const r of await salvageSpool(this.opts.stateDir, this.output, this.inputLocation, (m) => this.log('warn', m)))
+      this.log('warn', `salvaged uncommitted ${r.mode} batch ${r.batch}: ${r.files.length} file(s)`);
+
+    const today = utcDate(Date.now());
+    this.checkpoint = await Checkpoint.load(this.opts.stateDir, this.inputLocation, this.opts.startDate ?? today);
+    await this.reconcile();
+
+    if (this.opts.rsurl) {
+      const append = await AppendLoader.open(this.opts.rsurl, {
+        schema: this.opts.schema,
+        log: (m) => this.log('warn', m),
+      });
+      this.loader = new ContinuousLoader(append, this.output, this.loaderHooks(), Math.max(1000, this.pollMs));
+      for (const key of this.checkpoint.data.unloaded) this.loader.enqueue(key);
+    }
+    if (this.opts.metricsPort !== undefined) {
+      this.metricsServer = await startMetricsServer(this.metrics, {
+        port: this.opts.metricsPort,
+        token: this.opts.metricsToken,
+        staleMs: Math.max(60_000, 3 * this.pollMs),
+      });
+      this.log('info', `metrics on ${this.metricsServer.url}/metrics`);
+    }
+    this.log(
+      'info',
+      `following ${this.stdinMode ? 'stdin' : this.inputLocation} -> ${this.output.url} (state ${this.opts.stateDir}, ${this.checkpoint.committedCount()} files committed, floor ${this.checkpoint.data.floor})`,
+    );
+
+    let code = 0;
+    try {
+      if (this.stdinMode) await this.stdinLoop();
+      else await this.fileLoop();
+    } catch (err) {
+      this.log('error', `processor failed: ${(err as Error).stack ?? String(err)}`);
+      code = 1;
+    }
+    // Shutdown: commit what is in hand, let a running append finish, save.
+    if (this.batch !== null) {
+      if (!(await this.commitBatch())) code = 1;
+    }
+    await this.loader?.stop();
+    await this.save();
+    await this.metricsServer?.close();
+    this.log('info', `stopped (${this.checkpoint.committedCount()} input files committed in the lookback window)`);
+    return code;
+  }
+
+  // ---- file input ---------------------------------------------------------
+
+  private async fileLoop(): Promise<void> {
+    this.follower = new InputFollower({ input: this.inputLocation, sweepEvery: this.opts.sweepEvery });
+    while (!this.stopping) {
+      this.metrics.lastLoopMs = Date.now();
+      await this.maybeReload();
+      if (Date.now() >= this.nextPoll) await this.poll();
+      if (this.batch !== null && this.batchDue()) {
+        await this.commitBatch();
+        continue;
+      }
+      const next = this.pending.shift();
+      if (next !== undefined) {
+        await this.processFile(next);
+        continue;
+      }
+      const untilBatch = this.batch ? this.rotateMs - this.batch.ageMs() : Infinity;
+      await this.sleep(Math.min(this.nextPoll - Date.now(), untilBatch, this.nextReload - Date.now()));
+    }
+  }
+
+  private async poll(): Promise<void> {
+    this.nextPoll = Date.now() + this.pollMs;
+    let found: FoundFile[];
+    try {
+      found = await (this.follower as InputFollower).poll(
+        this.checkpoint.data.floor,
+        (k) => this.queued.has(k) || this.checkpoint.isCommitted(k),
+      );
+    } catch (err) {
+      this.log('warn', `listing ${this.inputLocation} failed (retrying next poll): ${(err as Error).message}`);
+      return;
+    }
+    for (const f of found) {
+      this.queued.add(f.key);
+      this.pending.push(f);
+      if (f.writtenSec > this.metrics.newestSeenSec) this.metrics.newestSeenSec = f.writtenSec;
+    }
+    if (found.length > 0) this.pending.sort((a, b) => a.writtenSec - b.writtenSec || (a.key < b.key ? -1 : 1));
+    this.metrics.pendingFiles = this.pending.length + (this.batch?.inputs.length ?? 0);
+  }
+
+  private batchDue(): boolean {
+    const b = this.batch as Batch;
+    return b.ageMs() >= this.rotateMs || b.inputBytes >= this.batchBytes;
+  }
+
+  private async processFile(file: FoundFile): Promise<void> {
+    const batch = (this.batch ??= await this.openBatch('files'));
+    const store = (this.follower as InputFollower).store;
+    const url = store.urlOf(file.key);
+    try {
+      const res = await transformStream(await store.read(file.key), url, batch.processor, batch.writers);
+      if (res.inputError && !res.inputDamaged) throw new Error(`reading ${url} failed: ${res.inputError}`);
+      if (res.inputError) {
+        // Damaged gzip: its complete lines were processed (as in replays); the file is done.
+        this.log('warn', `${url} is damaged; kept its complete lines: ${res.inputError}`);
+        batch.inputErrors.push({ source: url, error: res.inputError });
+      }
+      batch.inputs.push(file.key);
+      batch.inputBytes += res.bytes;
+    } catch (err) {
+      // Part of this file's rows are in the batch: the whole batch must go, and its inputs with it.
+      this.failBatch(`${url}: ${(err as Error).message}`, [file.key]);
+      await batch.abort();
+    }
+  }
+
+  /** Forgets the open batch; its inputs (and `extra`) are found again by the next (full) listing. */
+  private failBatch(reason: string, extra: string[] = []): void {
+    const batch = this.batch;
+    this.batch = null;
+    this.metrics.batchesAborted++;
+    const keys = [...(batch?.inputs ?? []), ...extra];
+    this.log('error', `batch ${batch?.id ?? '?'} dropped (${keys.length} input(s) will be read again): ${reason}`);
+    for (const k of keys) this.queued.delete(k);
+    this.follower?.forceSweep();
+    this.nextPoll = Date.now() + this.pollMs;
+  }
+
+  private async openBatch(mode: 'files' | 'stdin'): Promise<Batch> {
+    return Batch.open({
+      store: this.output,
+      stateDir: this.opts.stateDir,
+      mode,
+      rotateBytes: this.rotateBytes,
+      processorOptions: this.prepared.processorOptions,
+    });
+  }
+
+  /** Commits the open batch; false when that failed (its inputs will be read again). */
+  private async commitBatch(): Promise<boolean> {
+    const batch = this.batch as Batch;
+    if (batch.isEmpty()) {
+      this.batch = null;
+      await batch.abort();
+      return true;
+    }
+    let committed: { manifest: BatchManifest; key: string };
+    try {
+      committed = await batch.commit(this.inputLocation);
+    } catch (err) {
+      this.failBatch(`commit failed: ${(err as Error).message}`);
+      await batch.abort();
+      return false;
+    }
+    this.batch = null;
+    const { manifest, key } = committed;
+    this.checkpoint.addBatch(batch.id, batch.runtag, batch.inputs, this.loader ? key : null);
+    this.afterCommit(manifest);
+    await this.save();
+    this.loader?.enqueue(key);
+    this.log(
+      'info',
+      `committed batch ${batch.id}: ${batch.inputs.length} input file(s), ${manifest.files.length} output file(s), ${formatCounts(manifest.counts)}`,
+    );
+    return true;
+  }
+
+  private afterCommit(manifest: BatchManifest): void {
+    const m = this.metrics;
+    m.batchesCommitted++;
+    m.inputFilesCommitted += manifest.inputs.length;
+    m.addCounts(manifest.counts);
+    for (const f of manifest.files) m.filesUploaded[f.kind]++;
+    for (const key of manifest.inputs) {
+      const sec = /\/(\d{9,11})\.[^/]*$/.exec(key);
+      if (sec && Number(sec[1]) > m.newestCommittedSec) m.newestCommittedSec = Number(sec[1]);
+      const date = datePrefixOf(key);
+      if (date !== null && (this.newestCommittedDate === null || date > this.newestCommittedDate))
+        this.newestCommittedDate = date;
+    }
+    if (this.stdinMode) m.newestCommittedSec = m.newestSeenSec;
+    m.pendingFiles = this.pending.length;
+    this.advanceFloor();
+  }
+
+  /** Tracks `lookbackDays` date prefixes before the newest committed one, never past a key still to do. */
+  private advanceFloor(): void {
+    if (this.newestCommittedDate === null) return;
+    let floor = addDays(this.newestCommittedDate, -this.lookbackDays);
+    for (const f of this.pending) {
+      const d = datePrefixOf(f.key);
+      if (d !== null && d < floor) floor = d;
+    }
+    this.checkpoint.advanceFloor(floor);
+    for (const k of this.queued) {
+      const d = datePrefixOf(k);
+      if (d !== null && d < this.checkpoint.data.floor) this.queued.delete(k);
+    }
+  }
+
+  /**
+   * Adds batches whose manifest was written but not recorded in the checkpoint
+   * (a kill between the two) and so keeps their inputs from being read again.
+   */
+  private async reconcile(): Promise<void> {
+    const cp = this.checkpoint;
+    const from = addDays(cp.data.lastBatchDate ?? cp.data.floor, -1);
+    let added = 0;
+    for (const date of dateRange(from, addDays(utcDate(Date.now()), 1))) {
+      for await (const obj of this.output.list(`${date}/_success/`)) {
+        const id = /([^/]+)\.json$/.exec(obj.key)?.[1];
+        if (id === undefined || cp.knowsBatch(id)) continue;
+        let manifest: BatchManifest;
+        try {
+          manifest = JSON.parse((await this.output.readBytes(obj.key)).toString('utf8')) as BatchManifest;
+        } catch (err) {
+          this.log('warn', `reconcile: cannot read ${this.output.urlOf(obj.key)}: ${(err as Error).message}`);
+          continue;
+        }
+        if (manifest.kind !== MANIFEST_KIND || manifest.input !== this.inputLocation) continue;
+        cp.addBatch(id, manifest.runtag, manifest.inputs ?? [], this.opts.rsurl ? obj.key : null);
+        added++;
+      }
+    }
+    if (added > 0) {
+      this.log('warn', `reconcile: ${added} committed batch(es) were missing from the checkpoint; recorded now`);
+      await this.save();
+    }
+  }
+
+  // ---- stdin input --------------------------------------------------------
+
+  private async stdinLoop(): Promise<void> {
+    const stdin = this.opts.stdin ?? process.stdin;
+    const onData = (chunk: Buffer): void => {
+      this.splitLines(chunk);
+      if (this.stdinLines.length >= STDIN_QUEUE_LINES || this.stdinBytes >= STDIN_QUEUE_BYTES) stdin.pause();
+      this.wake();
+    };
+    const onEnd = (): void => {
+      if (this.stdinTail.length > 0) {
+        const last = Buffer.concat(this.stdinTail).toString('utf8');
+        this.stdinTail = [];
+        if (last.length > 0) this.stdinLines.push(last);
+      }
+      this.stdinEnded = true;
+      this.wake();
+    };
+    const onError = (err: Error): void => {
+      this.log('error', `reading stdin failed: ${err.message}`);
+      onEnd();
+    };
+    stdin.on('data', onData);
+    stdin.on('end', onEnd);
+    stdin.on('error', onError);
+    try {
+      while (!this.stopping) {
+        this.metrics.lastLoopMs = Date.now();
+        await this.maybeReload();
+        if (this.batch !== null && this.batchDue()) {
+          await this.commitBatch();
+          continue;
+        }
+        if (this.stdinLines.length > 0) {
+          const lines = this.stdinLines;
+          const bytes = this.stdinBytes;
+          this.stdinLines = [];
+          this.stdinBytes = 0;
+          if (stdin.isPaused()) stdin.resume();
+          await this.processStdinLines(lines, bytes);
+          continue;
+        }
+        if (this.stdinEnded) break;
+        const untilBatch = this.batch ? this.rotateMs - this.batch.ageMs() : Infinity;
+        await this.sleep(Math.min(untilBatch, this.nextReload - Date.now(), 60_000));
+      }
+      // Stopping: lines already read from the pipe are in memory only; they go into the last batch.
+      stdin.pause();
+      if (this.stdinLines.length > 0) {
+        const lines = this.stdinLines;
+        this.stdinLines = [];
+        await this.processStdinLines(lines, this.stdinBytes);
+      }
+      if (this.stdinTail.length > 0 && !this.stdinEnded) {
+        this.log(
+          'warn',
+          `stopping in the middle of a stdin line: ${Buffer.concat(this.stdinTail).length} bytes dropped`,
+        );
+      }
+    } finally {
+      stdin.off('data', onData);
+      stdin.off('end', onEnd);
+      stdin.off('error', onError);
+      stdin.pause();
+    }
+  }
+
+  /** Complete lines of a chunk go to the queue; the torn end waits for the next chunk. */
+  private splitLines(chunk: Buffer): void {
+    let start = 0;
+    for (let lf = chunk.indexOf(0x0a); lf >= 0; lf = chunk.indexOf(0x0a, start)) {
+      let piece = chunk.subarray(start, lf);
+      if (this.stdinTail.length > 0) {
+        this.stdinTail.push(piece);
+        piece = Buffer.concat(this.stdinTail);
+        this.stdinTail = [];
+      }
+      let line = piece.toString('utf8');
+      if (line.endsWith('\r')) line = line.slice(0, -1);
+      this.stdinLines.push(line);
+      this.stdinBytes += piece.length + 1;
+      start = lf + 1;
+    }
+    if (start < chunk.length) this.stdinTail.push(chunk.subarray(start));
+  }
+
+  private async processStdinLines(lines: string[], bytes: number): Promise<void> {
+    const batch = (this.batch ??= await this.openBatch('stdin'));
+    const first = this.stdinLineNo + 1;
+    this.stdinLineNo += lines.length;
+    let runStart = 0;
+    const flushRun = async (end: number): Promise<void> => {
+      if (end <= runStart) return;
+      const waiting = batch.processor.processLines(lines.slice(runStart, end), first + runStart, 'stdin');
+      if (waiting) await waiting;
+    };
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i] as string;
+      if (!isGlobLine(line)) continue;
+      await flushRun(i);
+      runStart = i + 1;
+      let glob;
+      try {
+        glob = decodeGlobLine(line);
+      } catch (err) {
+        batch.processor.badLine('stdin', first + i, 'bad_glob', `${(err as Error).message}: ${line.slice(0, 1000)}`);
+        continue;
+      }
+      if (glob.firstUuid !== null && this.dedup.isDuplicate(glob.firstUuid)) {
+        this.metrics.globsDuplicate++;
+        continue;
+      }
+      const waiting = batch.processor.processLines(glob.lines, first + i, 'stdin-glob');
+      if (waiting) await waiting;
+    }
+    await flushRun(lines.length);
+    batch.lines += lines.length;
+    batch.inputBytes += bytes;
+    this.metrics.newestSeenSec = Math.floor(Date.now() / 1000);
+    if (batch.writers.needsDrain()) {
+      try {
+        await batch.writers.drain();
+      } catch (err) {
+        // Stdin cannot be read again: the batch's spool files are salvaged at the next start.
+        throw new Error(`output of stdin batch ${batch.id} failed: ${(err as Error).message}`, { cause: err });
+      }
+    }
+  }
+
+  // ---- shared ---------------------------------------------------------------
+
+  private async maybeReload(): Promise<void> {
+    if (!this.reloadRequested && Date.now() < this.nextReload) return;
+    const why = this.reloadRequested ? 'SIGHUP' : 'timer';
+    this.reloadRequested = false;
+    this.nextReload = Date.now() + this.reloadMs;
+    let prepared: PreparedTransform;
+    let settings: TransformSettings;
+    try {
+      const text = await readConfigText(this.opts.config);
+      if (text === this.settings.configText) {
+        this.metrics.reloads.unchanged++;
+        return;
+      }
+      settings = { ...this.settings, configText: text };
+      prepared = await prepareTransform(settings);
+    } catch (err) {
+      this.metrics.reloads.rejected++;
+      this.log('error', `config reload (${why}) rejected, keeping the current config: ${(err as Error).message}`);
+      return;
+    }
+    this.settings = settings;
+    this.prepared = prepared;
+    this.batch?.switchProcessor(prepared.processorOptions);
+    this.metrics.reloads.ok++;
+    this.log('info', `config reloaded (${why}): ${prepared.schemas.length} schemas from ${this.opts.config}`);
+  }
+
+  private loaderHooks(): ConstructorParameters<typeof ContinuousLoader>[2] {
+    return {
+      loaded: async (key, rows, already) => {
+        this.checkpoint.markLoaded(key);
+        this.metrics.batchesLoaded++;
+        this.log('info', `${already ? 'already loaded' : `loaded ${rows} rows of`} ${this.output.urlOf(key)}`);
+        await this.save();
+      },
+      failed: (key, err) => {
+        this.metrics.loadFailures++;
+        this.log('error', `loading ${this.output.urlOf(key)} failed (will retry): ${err.message}`);
+      },
+    };
+  }
+
+  /** Saves run one after another (the main loop and the loader both save). */
+  private save(): Promise<void> {
+    const next = this.saveChain.then(() => this.checkpoint.save());
+    this.saveChain = next.catch((err: unknown) =>
+      this.log('error', `checkpoint save failed: ${(err as Error).message}`),
+    );
+    return next;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    const wait = Math.max(10, Math.min(ms, 60_000));
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.wakeUp = null;
+        resolve();
+      };
+      const timer = setTimeout(done, wait);
+      this.wakeUp = done;
+    });
+  }
+
+  private wake(): void {
+    this.wakeUp?.();
+  }
+
+  /** One processor per state dir: a lock file holding our pid; a dead owner's lock is taken over. */
+  private async lock(): Promise<void> {
+    this.lockPath = join(this.opts.stateDir, 'lock');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const h = await open(this.lockPath, 'wx');
+        await h.writeFile(`${process.pid}\n`);
+        await h.close();
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const pid = Number((await readFile(this.lockPath, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+        throw new Error(`state dir ${this.opts.stateDir} is in use by process ${pid} (lock ${this.lockPath})`);
+      }
+      await rm(this.lockPath, { force: true });
+    }
+    throw new Error(`cannot take the lock ${this.lockPath}`);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * The command: runs the processor with SIGTERM/SIGINT (graceful stop) and
+ * SIGHUP (config reload) handled; resolves with the exit code.
+ */
+export async function processCommand(opts: ProcessOptions): Promise<number> {
+  const processor = new ContinuousProcessor(opts);
+  const stop = (): void => processor.requestStop();
+  const reload = (): void => processor.requestReload();
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGHUP', reload);
+  try {
+    return await processor.run();
+  } finally {
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+    process.off('SIGHUP', reload);
+  }
+}
