@@ -10,6 +10,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { copyFromStdinSql, TABLE_EXISTS_SQL } from './sql.js';
 import {
   DEFAULT_POOL_SIZE,
+  emptyLoadResult,
   Redactor,
   redactUrl,
   replaceWindowInTransaction,
@@ -40,24 +41,32 @@ export class PostgresWarehouse implements Warehouse {
     pool.on('error', (err) => this.log?.(this.redact(`warehouse connection lost while idle: ${err.message}`)));
   }
 
-  /** Connects once so that a wrong URL or password fails here, with the URL redacted. */
+  /** Connects once: a wrong URL or password fails here. */
   static async open(connectionString: string, opts: WarehouseOptions = {}): Promise<PostgresWarehouse> {
-    const warehouse = new PostgresWarehouse(
-      PostgresWarehouse.createPool(connectionString, opts),
+    return PostgresWarehouse.connect(
+      (pool) => new PostgresWarehouse(pool, connectionString, opts),
       connectionString,
       opts,
     );
+  }
+
+  /**
+   * Builds a warehouse (this class or a subclass) over a new pool and connects
+   * once, so that a wrong URL or password fails here, with the URL redacted.
+   */
+  protected static async connect<W extends PostgresWarehouse>(
+    create: (pool: pg.Pool) => W,
+    connectionString: string,
+    opts: WarehouseOptions,
+  ): Promise<W> {
+    const max = opts.poolSize ?? DEFAULT_POOL_SIZE;
+    if (!Number.isInteger(max) || max < 1) throw new Error(`pool size ${max} is not a positive integer`);
+    const warehouse = create(new pg.Pool({ connectionString, max }));
     await warehouse.checkConnection(connectionString);
     return warehouse;
   }
 
-  protected static createPool(connectionString: string, opts: WarehouseOptions): pg.Pool {
-    const max = opts.poolSize ?? DEFAULT_POOL_SIZE;
-    if (!Number.isInteger(max) || max < 1) throw new Error(`pool size ${max} is not a positive integer`);
-    return new pg.Pool({ connectionString, max });
-  }
-
-  protected async checkConnection(connectionString: string): Promise<void> {
+  private async checkConnection(connectionString: string): Promise<void> {
     try {
       await this.pool.query('SELECT 1');
     } catch (err) {
@@ -77,14 +86,8 @@ export class PostgresWarehouse implements Warehouse {
       client = await this.pool.connect();
     } catch (err) {
       return {
-        table: load.table,
-        status: 'failed',
-        before: 0,
-        deleted: 0,
-        inserted: 0,
-        droppedOutsideWindow: 0,
+        ...emptyLoadResult(load.table),
         error: this.redact(`${load.schema}.${load.table}: cannot connect: ${(err as Error).message}`),
-        seconds: 0,
       };
     }
     // While checked out, the pool does not listen for this client's errors; a connection

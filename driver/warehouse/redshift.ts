@@ -42,13 +42,11 @@ export class RedshiftWarehouse extends PostgresWarehouse {
   }
 
   static override async open(connectionString: string, opts: WarehouseOptions = {}): Promise<RedshiftWarehouse> {
-    const warehouse = new RedshiftWarehouse(
-      PostgresWarehouse.createPool(connectionString, opts),
+    return PostgresWarehouse.connect(
+      (pool) => new RedshiftWarehouse(pool, connectionString, opts),
       connectionString,
       opts,
     );
-    await warehouse.checkConnection(connectionString);
-    return warehouse;
   }
 
   /** How COPY authenticates; keys obtained here are registered for redaction before any use. */

@@ -226,6 +226,11 @@ export function databaseErrorText(err: unknown): string {
 
 let tempSerial = 0;
 
+/** The result of a load that has done nothing (yet): `failed`, every count zero. */
+export function emptyLoadResult(table: string): TableLoadResult {
+  return { table, status: 'failed', before: 0, deleted: 0, inserted: 0, droppedOutsideWindow: 0, seconds: 0 };
+}
+
 function toCount(value: unknown): number {
   const n = Number(value);
   return Number.isFinite(n) ? n : 0;
@@ -243,15 +248,7 @@ export async function replaceWindowInTransaction(
 ): Promise<TableLoadResult> {
   const started = Date.now();
   const name = displayName(load.schema, load.table);
-  const result: TableLoadResult = {
-    table: load.table,
-    status: 'failed',
-    before: 0,
-    deleted: 0,
-    inserted: 0,
-    droppedOutsideWindow: 0,
-    seconds: 0,
-  };
+  const result = emptyLoadResult(load.table);
   const finish = (status: TableLoadResult['status'], error?: string): TableLoadResult => {
     result.status = status;
     if (error !== undefined) result.error = ctx.redact(error);

@@ -63,7 +63,10 @@ const WORDS = [
   'plain',
 ];
 
-/** Mulberry32: small, fast, deterministic. */
+/**
+ * Mulberry32: small, fast, deterministic. The one seeded generator of the
+ * project: the tests use it too, so a seed printed by a test reproduces its run.
+ */
 export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {

@@ -1,20 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { planPartitions, type PartitionFile } from '../../driver/partition.js';
+import { prng } from '../../scripts/generate/edge-logs.js';
 
 const MiB = 1024 * 1024;
-
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffle<T>(items: T[], rand: () => number): T[] {
   const out = items.slice();
@@ -43,7 +32,7 @@ function assertCoversExactlyOnce(files: PartitionFile[], parts: ReturnType<typeo
 }
 
 test('balanced by compressed bytes: max - min <= the largest file, and max/min < 1.1 for small files', () => {
-  const rand = rng(1);
+  const rand = prng(1);
   const files = edgeFiles(5000, rand, 8 * MiB); // ~20 GiB in files of up to 8 MiB
   const target = 256 * MiB;
   const parts = planPartitions(files, { targetBytes: target });
@@ -61,7 +50,7 @@ test('balanced by compressed bytes: max - min <= the largest file, and max/min <
 });
 
 test('balanced with maxFiles: no partition over maxFiles, enough partitions for the files', () => {
-  const rand = rng(2);
+  const rand = prng(2);
   const files = edgeFiles(1000, rand, 100_000);
   const parts = planPartitions(files, { targetBytes: 256 * MiB, maxFiles: 64 });
   assertCoversExactlyOnce(files, parts);
@@ -72,7 +61,7 @@ test('balanced with maxFiles: no partition over maxFiles, enough partitions for 
 });
 
 test('deterministic: the same files in any order give the same partitions', () => {
-  const rand = rng(3);
+  const rand = prng(3);
   const files = edgeFiles(800, rand, 4 * MiB);
   // Equal sizes make ties that must be broken by key, not by input order.
   for (let i = 0; i < 200; i++) files[i].size = 1 * MiB;

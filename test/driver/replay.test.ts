@@ -75,16 +75,8 @@ test('replay into PostgreSQL from s3rver', async (t0) => {
       const w = world;
       const before = await Promise.all(TABLES.map((x) => tableSnapshot(w, x)));
       const tag = 'split1';
-      const first = await w.replay([
-        START,
-        END,
-        ...TABLES,
-        '--runtag',
-        tag,
-        '--skip-ace-upload',
-        '--partition-mb',
-        '0.05',
-      ]);
+      const transformOnly = [START, END, ...TABLES, '--runtag', tag, '--skip-ace-upload', '--partition-mb', '0.05'];
+      const first = await w.replay(transformOnly);
       assert.equal(first.code, 0, first.stderr);
       assert.match(first.stdout, /--skip-transform --runtag split1/);
       // Force one partition to run again: its success manifest goes, its old files stay (like a dead attempt).
@@ -94,16 +86,7 @@ test('replay into PostgreSQL from s3rver', async (t0) => {
       await w.out.delete(manifests[0]!);
       // Half-written output of an attempt that died: never named by a manifest, so never loaded.
       await w.out.put(`${tag}/login/v0/p00000-adead-g0-00000.tsv.gz`, Buffer.from('not even gzip'));
-      const again = await w.replay([
-        START,
-        END,
-        ...TABLES,
-        '--runtag',
-        tag,
-        '--skip-ace-upload',
-        '--partition-mb',
-        '0.05',
-      ]);
+      const again = await w.replay(transformOnly);
       assert.equal(again.code, 0, again.stderr);
       assert.match(again.stderr, /already done, resuming/);
       const load = await w.replay([START, END, ...TABLES, '--runtag', tag, '--skip-transform']);

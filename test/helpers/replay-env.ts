@@ -26,8 +26,18 @@ export interface CliResult {
 
 /** Runs the real CLI; `env` adds to the environment. */
 export function runSpade(args: string[], env: Record<string, string> = {}, input?: string): Promise<CliResult> {
+  return runNodeScript(SPADE, args, env, input);
+}
+
+/** Runs a compiled script in a child node process, `input` on its stdin; `env` adds to the environment. */
+export function runNodeScript(
+  script: string,
+  args: string[],
+  env: Record<string, string> = {},
+  input?: string,
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SPADE, ...args], { env: { ...process.env, ...env }, stdio: 'pipe' });
+    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, stdio: 'pipe' });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -5,7 +5,6 @@
  * directory. Its output must be the rows `runPartition` writes in-process.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,24 +18,12 @@ import { createTransformPool } from '../../worker/pool/pool.js';
 import { LocalStore } from '../../worker/store/local.js';
 import { parseTableConfig } from '../../worker/transform/schema.js';
 import { repoRoot } from '../helpers/fixtures.js';
-import { DEMO_CONFIG } from '../helpers/replay-env.js';
+import { DEMO_CONFIG, runNodeScript, type CliResult } from '../helpers/replay-env.js';
 
 const MAIN = join(repoRoot(), 'dist', 'test', 'helpers', 'emr-task-main.js');
 
-function runTaskProcess(input: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN], {
-      env: { ...process.env, SPADE_EMR_THREADS: '2' },
-      stdio: 'pipe',
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input);
-  });
+function runTaskProcess(input: string): Promise<CliResult> {
+  return runNodeScript(MAIN, [], { SPADE_EMR_THREADS: '2' }, input);
 }
 
 /** table -> sorted row lines of every rows file the partitions' success manifests name. */

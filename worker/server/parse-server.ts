@@ -15,18 +15,30 @@
  * With a token, everything but `GET /` and `GET /healthz` needs
  * `Authorization: Bearer <token>` or `?token=<token>`.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { isIP } from 'node:net';
-import { createLineParser, parsedToJson } from '../cli/parse.js';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createLineParser, parsedToJson, type ParseCommandOptions } from '../cli/parse.js';
 import type { ParsedEvent } from '../transform/processor.js';
+import {
+  bearerToken,
+  checkPort,
+  closeServer,
+  createRequestServer,
+  errorMessage,
+  HttpError,
+  isLoopbackHost,
+  listen,
+  readBody,
+  requireMethod,
+  send,
+  sendHttpError,
+  sendJson,
+  tokenDigest,
+  tokenMatches,
+} from './http.js';
 import { PARSE_PAGE_HTML } from './parse-page.js';
 
-export interface ParseServerOptions {
-  /** Table config: file, http(s):// or s3:// URL. */
-  config: string;
-  geoipCity?: string;
-  geoipAsn?: string;
+export interface ParseServerOptions extends ParseCommandOptions {
   /** Address to bind; default 127.0.0.1. Anything but loopback requires `token`. */
   host?: string;
   /** Default 8888; 0 picks a free port. */
@@ -48,30 +60,8 @@ export interface ParseServer {
 
 export const DEFAULT_PARSE_PORT = 8888;
 const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
-/** A client that keeps sending after its 413 is cut off once this much more has been discarded. */
-const DISCARD_LIMIT_FACTOR = 4;
 /** How long close() lets in-flight requests finish before cutting their connections. */
 const CLOSE_GRACE_MS = 2000;
-
-/** Answered as `{error}` with the status; anything else thrown is a 500. */
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
-
-/** True for addresses only this machine can reach (127/8, ::1, localhost). */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  if (h.toLowerCase() === 'localhost') return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) return h === '::1' || h.toLowerCase().startsWith('::ffff:127.');
-  return false;
-}
 
 export async function startParseServer(opts: ParseServerOptions): Promise<ParseServer> {
   const host = opts.host ?? '127.0.0.1';
@@ -83,31 +73,15 @@ export async function startParseServer(opts: ParseServerOptions): Promise<ParseS
         'pass --token or set SPADE_PARSE_TOKEN, or bind to 127.0.0.1',
     );
   }
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new Error(`parse server: port must be an integer in 0..65535, got ${port}`);
-  }
+  checkPort('parse server', port);
   const log = opts.log ?? ((line: string) => void process.stdout.write(line + '\n'));
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const parse = await createLineParser({ config: opts.config, geoipCity: opts.geoipCity, geoipAsn: opts.geoipAsn });
-  const tokenDigest = token === undefined ? undefined : sha256(token);
+  const digest = token === undefined ? undefined : tokenDigest(token);
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      // handle() answers its own errors; this is the last net for a failure
-      // while answering (e.g. the client went away).
-      log(`parse server: ${req.method} ${req.url}: ${errorMessage(err)}`);
-      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
-      else res.destroy();
-    });
-  });
-  server.on('clientError', (_err, socket) => {
-    // Unparsable HTTP: answer 400 when the socket still takes it, never throw.
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
-  });
+  const server = createRequestServer('parse server', log, handle);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    req.on('error', () => {}); // a reset client must not become an unhandled 'error'
     const rawUrl = req.url ?? '/';
     const q = rawUrl.indexOf('?');
     const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
@@ -123,9 +97,9 @@ export async function startParseServer(opts: ParseServerOptions): Promise<ParseS
         send(res, 200, 'text/html; charset=utf-8', PARSE_PAGE_HTML);
         return;
       }
-      if (tokenDigest !== undefined && !authorized(req, query, tokenDigest)) {
+      if (digest !== undefined && !tokenMatches(bearerToken(req) ?? new URLSearchParams(query).get('token'), digest)) {
         throw new HttpError(401, 'missing or wrong token (Authorization: Bearer <token> or ?token=)', {
-          'WWW-Authenticate': 'Bearer',
+          headers: { 'WWW-Authenticate': 'Bearer' },
         });
       }
       switch (path) {
@@ -146,7 +120,7 @@ export async function startParseServer(opts: ParseServerOptions): Promise<ParseS
       }
     } catch (err) {
       if (err instanceof HttpError) {
-        sendJson(res, err.status, { error: err.message }, err.headers);
+        sendHttpError(res, err);
       } else {
         log(`parse server: ${method} ${path}: ${errorMessage(err)}`);
         sendJson(res, 500, { error: `internal error: ${errorMessage(err)}` });
@@ -191,22 +165,8 @@ export async function startParseServer(opts: ParseServerOptions): Promise<ParseS
     sendParsed(res, parsed);
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  server.on('error', (err) => log(`parse server: ${errorMessage(err)}`));
-  const address = server.address();
-  const boundPort = typeof address === 'object' && address !== null ? address.port : port;
-  const urlHost = isIP(host) === 6 ? `[${host}]` : host;
-  return {
-    url: `http://${urlHost}:${boundPort}/`,
-    port: boundPort,
-    close: () => closeServer(server),
-  };
+  const bound = await listen(server, host, port, 'parse server', log);
+  return { ...bound, close: () => closeServer(server, CLOSE_GRACE_MS) };
 }
 
 /**
@@ -241,123 +201,14 @@ function rawParam(query: string, name: string): string | undefined {
   return undefined;
 }
 
-function requireMethod(method: string, allowed: string[]): void {
-  if (!allowed.includes(method)) {
-    throw new HttpError(405, `method ${method} not allowed here (allowed: ${allowed.join(', ')})`, {
-      Allow: allowed.join(', '),
-    });
-  }
-}
-
-function sha256(s: string): Buffer {
-  return createHash('sha256').update(s, 'utf8').digest();
-}
-
-/** Constant-time token check: fixed-length digests, so neither content nor length leaks through timing. */
-function authorized(req: IncomingMessage, query: string, tokenDigest: Buffer): boolean {
-  const header = req.headers.authorization;
-  const given =
-    typeof header === 'string' && /^bearer\s/i.test(header)
-      ? header.slice(7).trim()
-      : new URLSearchParams(query).get('token');
-  if (given === null) return false;
-  return timingSafeEqual(sha256(given), tokenDigest);
-}
-
-/**
- * Reads the whole body up to `limit` bytes; beyond it a 413. The rest of an
- * oversize body is discarded (so the client can read its 413) up to a point,
- * then the connection is cut.
- */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  return new Promise((resolve, reject) => {
-    const tooLarge = (): void => {
-      req.removeListener('data', onData);
-      req.removeListener('end', onEnd);
-      let discarded = 0;
-      req.on('data', (chunk: Buffer) => {
-        discarded += chunk.length;
-        if (discarded > limit * DISCARD_LIMIT_FACTOR) req.socket.destroy();
-      });
-      req.resume();
-      reject(new HttpError(413, `request body larger than ${limit} bytes`));
-    };
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) tooLarge();
-      else chunks.push(chunk);
-    };
-    const onEnd = (): void => resolve(Buffer.concat(chunks, size));
-    if (Number.isFinite(declared) && declared > limit) {
-      tooLarge();
-      return;
-    }
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', (err) => reject(new HttpError(400, `reading the request body failed: ${err.message}`)));
-  });
-}
-
 function sendParsed(res: ServerResponse, parsed: ParsedEvent[]): void {
   // parsedToJson gives the SPEC's exact object shape and key order.
   const body = '[' + parsed.map(parsedToJson).join(',\n') + ']\n';
   send(res, 200, 'application/json; charset=utf-8', body);
 }
 
-function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
-  send(res, status, 'application/json; charset=utf-8', JSON.stringify(value) + '\n', headers);
-}
-
-function send(
-  res: ServerResponse,
-  status: number,
-  contentType: string,
-  body: string,
-  headers: Record<string, string> = {},
-): void {
-  if (res.headersSent) {
-    res.end();
-    return;
-  }
-  res.writeHead(status, {
-    'Content-Type': contentType,
-    'Content-Length': Buffer.byteLength(body),
-    'Cache-Control': 'no-store',
-    'X-Content-Type-Options': 'nosniff',
-    ...headers,
-  });
-  res.end(body);
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (!server.listening) {
-      resolve();
-      return;
-    }
-    server.close((err) => (err ? reject(err) : resolve()));
-    server.closeIdleConnections();
-    // Requests still running get a moment, then their connections are cut.
-    setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS).unref();
-  });
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-export interface ParseServerCommandOptions {
-  config: string;
-  geoipCity?: string;
-  geoipAsn?: string;
-  host?: string;
-  port?: number;
-  /** Falls back to env SPADE_PARSE_TOKEN. */
-  token?: string;
-}
+/** The server's options as the command line gives them; `token` falls back to env SPADE_PARSE_TOKEN. */
+export type ParseServerCommandOptions = Omit<ParseServerOptions, 'log' | 'maxBodyBytes'>;
 
 /**
  * What `spade parse-server` runs: starts the server, says where it listens (on

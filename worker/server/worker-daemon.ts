@@ -13,13 +13,27 @@
  * Everything but /healthz needs `Authorization: Bearer <token>`. A bad request is
  * answered 400, never a crash. The token is never logged.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { isIP } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { newAttemptId, runPartition, type PartitionResult, type PartitionTask } from '../partition-task.js';
 import { createTransformPool, defaultThreads, type TransformPool } from '../pool/pool.js';
 import type { ProgressTotals } from '../pool/progress.js';
+import {
+  bearerToken,
+  checkPort,
+  closeServer,
+  createRequestServer,
+  errorMessage,
+  HttpError,
+  listen,
+  readBody,
+  requireMethod,
+  sendHttpError,
+  sendJson,
+  tokenDigest,
+  tokenMatches,
+} from './http.js';
 
 export interface WorkerDaemonOptions {
   /** Address to bind; default 127.0.0.1. */
@@ -91,28 +105,16 @@ const DEFAULT_DRAIN_MS = 10 * 60_000;
 const DRAIN_LINGER_MS = 5_000;
 const CLOSE_GRACE_MS = 1_000;
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly body: Record<string, unknown> = {},
-  ) {
-    super(message);
-  }
-}
-
 export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<WorkerDaemon> {
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? DEFAULT_PORT;
   if (!opts.token) throw new Error('worker daemon: refusing to start without a token');
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new Error(`worker daemon: port must be an integer in 0..65535, got ${port}`);
-  }
+  checkPort('worker daemon', port);
   const log = opts.log ?? ((line: string) => void process.stderr.write(`${new Date().toISOString()} ${line}\n`));
   const keepResultsMs = opts.keepResultsMs ?? DEFAULT_KEEP_RESULTS_MS;
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const hooks = opts.testHooks ?? {};
-  const tokenDigest = sha256(opts.token);
+  const digest = tokenDigest(opts.token);
   const pool: TransformPool = createTransformPool(opts.threads ?? defaultThreads());
   const tasks = new Map<string, TaskRecord>();
   let current: { record: TaskRecord; settled: Promise<void> } | null = null;
@@ -199,20 +201,9 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
     return record;
   };
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      log(`worker daemon: ${req.method} ${req.url}: ${errorMessage(err)}`);
-      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
-      else res.destroy();
-    });
-  });
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
-  });
+  const server = createRequestServer('worker daemon', log, handle);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    req.on('error', () => {}); // a reset client must not become an unhandled 'error'
     const url = new URL(req.url ?? '/', 'http://worker');
     const path = url.pathname;
     const method = req.method ?? 'GET';
@@ -221,12 +212,14 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
         sendJson(res, draining ? 503 : 200, { ok: !draining, busy: current !== null, ...(draining && { draining }) });
         return;
       }
-      if (!authorized(req, tokenDigest)) {
-        throw new HttpError(401, 'missing or wrong token (Authorization: Bearer <token>)');
+      if (!tokenMatches(bearerToken(req), digest)) {
+        throw new HttpError(401, 'missing or wrong token (Authorization: Bearer <token>)', {
+          headers: { 'WWW-Authenticate': 'Bearer' },
+        });
       }
       if (path === '/tasks') {
         requireMethod(method, ['POST']);
-        const body = await readBody(req, maxBodyBytes);
+        const body = await readBody(req, maxBodyBytes, 'task');
         const task = parseTask(body);
         if (current) {
           // The same attempt posted again (the driver's first POST timed out): same answer as the first time.
@@ -235,9 +228,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
             return;
           }
           throw new HttpError(409, 'busy: a task is running', {
-            busy: true,
-            taskId: current.record.status.taskId,
-            attempt: current.record.status.attempt,
+            body: { busy: true, taskId: current.record.status.taskId, attempt: current.record.status.attempt },
           });
         }
         if (draining) throw new HttpError(503, 'shutting down, not taking tasks');
@@ -266,29 +257,17 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       sendJson(res, 200, { ...record.status, progress: progressOf(record) });
     } catch (err) {
       if (err instanceof HttpError) {
-        const headers: Record<string, string> = err.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {};
-        sendJson(res, err.status, { error: err.message, ...err.body }, headers);
+        sendHttpError(res, err);
         return;
       }
       throw err;
     }
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  server.on('error', (err) => log(`worker daemon: ${errorMessage(err)}`));
-  const address = server.address();
-  const boundPort = typeof address === 'object' && address !== null ? address.port : port;
-  const urlHost = isIP(host) === 6 ? `[${host}]` : host;
+  const bound = await listen(server, host, port, 'worker daemon', log);
 
   return {
-    url: `http://${urlHost}:${boundPort}/`,
-    port: boundPort,
+    ...bound,
     busy: () => current !== null,
     async close(drainMs = DEFAULT_DRAIN_MS) {
       draining = true;
@@ -301,7 +280,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
         if (drained) await until(() => running.record.fetched, DRAIN_LINGER_MS);
         else log(`task ${running.record.status.taskId} still running after ${Math.round(drainMs / 1000)}s; leaving it`);
       }
-      await closeServer(server);
+      await closeServer(server, CLOSE_GRACE_MS);
       // piscina's close waits for running tasks: bounded, a stuck thread must not keep the node up.
       if (drained) await settlesWithin(pool.close(), CLOSE_GRACE_MS * 5);
       return drained;
@@ -378,67 +357,6 @@ function parseTask(body: Buffer): PartitionTask & { attempt: string } {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function requireMethod(method: string, allowed: string[]): void {
-  if (!allowed.includes(method)) throw new HttpError(405, `method ${method} not allowed here`);
-}
-
-function sha256(s: string): Buffer {
-  return createHash('sha256').update(s, 'utf8').digest();
-}
-
-/** Constant-time check: fixed-length digests, so neither content nor length leaks through timing. */
-function authorized(req: IncomingMessage, tokenDigest: Buffer): boolean {
-  const header = req.headers.authorization;
-  if (typeof header !== 'string' || !/^bearer\s/i.test(header)) return false;
-  return timingSafeEqual(sha256(header.slice(7).trim()), tokenDigest);
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    if (Number(req.headers['content-length']) > limit) {
-      req.resume();
-      reject(new HttpError(413, `task larger than ${limit} bytes`));
-      return;
-    }
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        reject(new HttpError(413, `task larger than ${limit} bytes`));
-        req.destroy();
-      } else chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks, size)));
-    req.on('error', (err) => reject(new HttpError(400, `reading the request body failed: ${err.message}`)));
-  });
-}
-
-function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
-  if (res.headersSent || res.destroyed) return;
-  const body = JSON.stringify(value) + '\n';
-  res.writeHead(status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(body),
-    'Cache-Control': 'no-store',
-    ...headers,
-  });
-  res.end(body);
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    if (!server.listening) return resolve();
-    server.close(() => resolve());
-    server.closeIdleConnections();
-    setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS).unref();
-  });
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /**

@@ -4,87 +4,28 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { gzipSync } from 'node:zlib';
-import { openWarehouse, type TableLoad, type Warehouse } from '../../../driver/warehouse/warehouse.js';
+import { openWarehouse, type Warehouse } from '../../../driver/warehouse/warehouse.js';
 import { lastRowEnd, RowBlobCutter } from '../../../driver/warehouse/pglite.js';
-
-type Field = string | number | null;
-
-/** One TSV field as the row writer encodes it (common.md): `\`, TAB, LF, CR escaped; NULL is empty. */
-function field(value: Field): string {
-  if (value === null) return '';
-  return String(value).replace(/[\\\t\n\r]/g, (c) => `\\${c}`);
-}
-
-function tsv(rows: Field[][]): string {
-  return rows.map((row) => row.map(field).join('\t') + '\n').join('');
-}
-
-function gzipRows(rows: Field[][]): Buffer {
-  return gzipSync(Buffer.from(tsv(rows), 'utf8'));
-}
-
-const WINDOW = { start: '2024-03-01 10:00:00', end: '2024-03-01 11:00:00' };
-const TRICKY = 'tab\there, newline\nthere, cr\r, backslash \\ and \\N, quote " \' and ünïcødé ✓';
-
-function files(map: Record<string, Buffer>): { list: TableLoad['files']; open: (key: string) => Promise<Readable> } {
-  return {
-    list: Object.keys(map).map((key) => ({ key, url: `s3://bucket/${key}` })),
-    open: async (key) => {
-      const body = map[key];
-      if (!body) throw new Error(`no such test file ${key}`);
-      return Readable.from([body]);
-    },
-  };
-}
-
-function load(table: string, list: TableLoad['files'], extra: Partial<TableLoad> = {}): TableLoad {
-  return { schema: 'physical', table, window: WINDOW, files: list, maxShrink: 0.9, allowShrink: false, ...extra };
-}
+import {
+  contentsQuery,
+  CREATE_TEST_TABLES,
+  EXPECTED,
+  files,
+  GOOD,
+  gzipRows,
+  load,
+  tsv,
+  type Field,
+} from '../../helpers/tsv-files.js';
 
 async function contents(warehouse: Warehouse, table = 'ev'): Promise<string[]> {
-  const rows = await warehouse.query<{ r: string }>(
-    `SELECT concat_ws('|', to_char(time, 'YYYY-MM-DD HH24:MI:SS'), coalesce(n::text, 'NULL'), coalesce(s, 'NULL')) AS r
-       FROM physical."${table.replace(/"/g, '""')}" ORDER BY 1`,
-  );
+  const rows = await warehouse.query<{ r: string }>(contentsQuery(table));
   return rows.map((row) => row.r);
 }
 
 async function reset(warehouse: Warehouse): Promise<void> {
-  await warehouse.execute(
-    `DROP SCHEMA IF EXISTS physical CASCADE;
-     CREATE SCHEMA physical;
-     CREATE TABLE physical.ev (time timestamp, n int, s varchar(200));
-     CREATE TABLE physical.other (time timestamp, n int, s varchar(200));
-     INSERT INTO physical.ev VALUES
-       ('2024-03-01 09:59:59', 1, 'before window'),
-       ('2024-03-01 10:00:00', 2, 'old in window'),
-       ('2024-03-01 10:30:00', 3, 'old in window'),
-       ('2024-03-01 11:00:01', 4, 'after window');
-     INSERT INTO physical.other VALUES ('2024-03-01 10:30:00', 5, 'other table');`,
-  );
+  await warehouse.execute(`DROP SCHEMA IF EXISTS physical CASCADE; ${CREATE_TEST_TABLES}`);
 }
-
-const GOOD = {
-  'run/ev/v1/a.gz': gzipRows([
-    ['2024-03-01 10:00:00', 10, TRICKY],
-    ['2024-03-01 10:15:00', null, ''],
-    ['2024-03-01 10:20:00', 11, null],
-  ]),
-  'run/ev/v1/b.gz': gzipRows([
-    ['2024-03-01 11:00:00', 12, 'last second of the window'],
-    ['2024-03-01 11:00:02', 13, 'outside: dropped'],
-  ]),
-};
-
-const EXPECTED = [
-  '2024-03-01 09:59:59|1|before window',
-  `2024-03-01 10:00:00|10|${TRICKY}`,
-  '2024-03-01 10:15:00|NULL|NULL',
-  '2024-03-01 10:20:00|11|NULL',
-  '2024-03-01 11:00:00|12|last second of the window',
-  '2024-03-01 11:00:01|4|after window',
-].sort();
 
 /** Rows whose text is full of escaped newlines and backslashes, so blob cuts land next to them. */
 function trickyRows(count: number): Field[][] {

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { decodedStream, readLineBatches, type BadLine, type ReadLinesResult } from '../../../worker/input/lines.js';
 import { fixturePath } from '../../helpers/fixtures.js';
+import { prng } from '../../../scripts/generate/edge-logs.js';
 
 interface Collected {
   lines: string[];
@@ -49,18 +50,6 @@ function chunked(data: Buffer, size: number): Readable {
   const parts: Buffer[] = [];
   for (let i = 0; i < data.length; i += size) parts.push(data.subarray(i, i + size));
   return Readable.from(parts);
-}
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function sampleLines(count: number): string[] {

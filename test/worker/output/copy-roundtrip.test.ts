@@ -15,6 +15,7 @@ import { POSTGRES_COPY_OPTIONS } from '../../../worker/output/redshift-copy.js';
 import { OutputWriters } from '../../../worker/output/writers.js';
 import { DirStore } from '../../helpers/dirstore.js';
 import { startPostgres } from '../../helpers/postgres.js';
+import { prng } from '../../../scripts/generate/edge-logs.js';
 
 const RANDOM_ROWS = 3000;
 const VALUE_COLUMNS = 4;
@@ -67,18 +68,6 @@ const SPECIAL_VALUES = [
   'x\uDBFFy',
   '\u0001\u001f\u007f\u0080\u009f',
 ];
-
-/** mulberry32: small, fast, seedable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomPiece(rand: () => number): string {
   const int = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));

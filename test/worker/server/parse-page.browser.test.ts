@@ -5,23 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { createLineParser, parsedToJson } from '../../../worker/cli/parse.js';
 import { startParseServer, type ParseServer } from '../../../worker/server/parse-server.js';
-import { fixturePath } from '../../helpers/fixtures.js';
+import { parserOptions, sampleLine, samplePayload } from '../../helpers/parse-fixtures.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const parserOptions = {
-  config: fixturePath('spade/table_config.json'),
-  geoipCity: fixturePath('geoip/GeoIP2-City-Test.mmdb'),
-  geoipAsn: fixturePath('geoip/GeoLite2-ASN-Test.mmdb'),
-};
-const sampleLine = readFileSync(fixturePath('spade/processor-sample_logline.txt'), 'utf8').trim();
-const samplePayload = (JSON.parse(sampleLine) as { data: string }).data;
 
 /** Skips without Chromium on a workstation; under CI=true a missing browser is a failure. */
 function requireChromium(t: TestContext): boolean {

@@ -3,16 +3,10 @@ import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createLineParser, parsedToJson } from '../../../worker/cli/parse.js';
-import { isLoopbackHost, startParseServer, type ParseServer } from '../../../worker/server/parse-server.js';
+import { isLoopbackHost } from '../../../worker/server/http.js';
+import { startParseServer, type ParseServer } from '../../../worker/server/parse-server.js';
 import { fixturePath } from '../../helpers/fixtures.js';
-
-const parserOptions = {
-  config: fixturePath('spade/table_config.json'),
-  geoipCity: fixturePath('geoip/GeoIP2-City-Test.mmdb'),
-  geoipAsn: fixturePath('geoip/GeoLite2-ASN-Test.mmdb'),
-};
-const sampleLine = readFileSync(fixturePath('spade/processor-sample_logline.txt'), 'utf8').trim();
-const samplePayload = (JSON.parse(sampleLine) as { data: string }).data;
+import { parserOptions, sampleLine, samplePayload } from '../../helpers/parse-fixtures.js';
 
 interface ParseObject {
   event: string;

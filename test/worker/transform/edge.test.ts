@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { MalformedInput, parseEdgeLine, parseRfc3339Seconds } from '../../../worker/transform/edge.js';
 import { fixturePath } from '../../helpers/fixtures.js';
+import { prng } from '../../../scripts/generate/edge-logs.js';
 
 function fixtureLine(name: string): string {
   return readFileSync(fixturePath(`spade/${name}`), 'utf8').replace(/\r?\n$/, '');
@@ -146,18 +147,6 @@ test('legacy line', () => {
   assertMalformed('1.2.3.4 [1395707641.000] data=abc', 'bad_legacy_line');
   assertMalformed('1.2.3.4 [1395707641.000] data=abc ', 'bad_legacy_line');
 });
-
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('garbage never escapes as anything but MalformedInput', () => {
   const rand = prng(42);

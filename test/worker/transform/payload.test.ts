@@ -5,6 +5,7 @@ import { MalformedInput, parseEdgeLine, type EdgeEvent } from '../../../worker/t
 import { decodeBase64, decodePayload, enrichEvents, urlQueryUnescape } from '../../../worker/transform/payload.js';
 import { ExactInteger } from '../../../worker/transform/values.js';
 import { fixturePath } from '../../helpers/fixtures.js';
+import { prng } from '../../../scripts/generate/edge-logs.js';
 
 function fixture(name: string): string {
   return readFileSync(fixturePath(`spade/${name}`), 'utf8').replace(/\r?\n$/, '');
@@ -116,18 +117,6 @@ test('base64 validation is strict', () => {
   ];
   for (const text of bad) assertMalformed(() => decodePayload(text), 'bad_base64', text);
 });
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The rules spelled out char by char (slow, obviously right). */
 function referenceBase64(text: string): Buffer | null {

@@ -4,18 +4,7 @@ import { readFileSync } from 'node:fs';
 import { base64Fragments, makePayloadFilter } from '../../../worker/transform/prefilter.js';
 import { decodePayload, urlQueryUnescape } from '../../../worker/transform/payload.js';
 import { fixturePath } from '../../helpers/fixtures.js';
-
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../../../scripts/generate/edge-logs.js';
 
 const WANTED = ['login', 'minute-watched', 'buffer_empty', 'video_play-2'];
 // Short names are the hardest case for fragments (fewest characters to match): safety only.
@@ -242,7 +231,7 @@ function lenientNames(data: string): string[] {
 }
 
 test('base64Fragments: a fragment for the needle’s alignment is in the base64 of any bytes around it', () => {
-  const g = new Gen(rng(7));
+  const g = new Gen(prng(7));
   for (let round = 0; round < 3000; round++) {
     const needle = `"${g.name(['login'])}"`;
     const fragments = base64Fragments(needle);
@@ -261,7 +250,7 @@ test('property: never drops a payload holding a wanted event; rejects most plain
   for (const wanted of [WANTED, WANTED_SHORT]) {
     const keep = makePayloadFilter(wanted);
     const wantedSet = new Set(wanted);
-    const g = new Gen(rng(wanted === WANTED ? 42 : 43));
+    const g = new Gen(prng(wanted === WANTED ? 42 : 43));
     let withWanted = 0;
     let withWantedEscaped = 0;
     let plainWithout = 0;
@@ -303,7 +292,7 @@ test('property: never drops a payload holding a wanted event; rejects most plain
 test('property: damaged payloads that some decoder could still read as a wanted event are kept', () => {
   const keep = makePayloadFilter(WANTED);
   const wantedSet = new Set(WANTED);
-  const g = new Gen(rng(99));
+  const g = new Gen(prng(99));
   const junk = [
     '.',
     '\n',
