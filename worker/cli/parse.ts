@@ -9,6 +9,7 @@ import { readConfigText } from '../transform/config-source.js';
 import { prepareTransform, type PreparedTransform } from '../transform/setup.js';
 
 export interface ParseCommandOptions {
+  /** Table config: file, http(s):// or s3:// URL. */
   config: string;
   geoipCity?: string;
   geoipAsn?: string;
