@@ -32,6 +32,12 @@ export interface MeasureOptions {
   sampleMs?: number;
   /** Aborting it kills the command (and, under /usr/bin/time, the command itself, not only time). */
   signal?: AbortSignal;
+  /**
+   * On abort, send SIGTERM to the command only and let `/usr/bin/time` see it
+   * exit and write its figures (for a daemon stopped on purpose, whose peak RSS
+   * and CPU are wanted). Default false: time is killed too, at once.
+   */
+  stopCommandOnly?: boolean;
 }
 
 /** A `kB` field of /proc/<pid>/status, or null once the process is gone. */
@@ -78,7 +84,8 @@ export function runMeasured(command: string, args: string[], opts: MeasureOption
   const timer = setInterval(sample, opts.sampleMs ?? 250);
   const abort = (): void => {
     sample(); // finds the command's pid if it was not known yet
-    for (const pid of [target, child.pid]) {
+    const pids = opts.stopCommandOnly && target !== null ? [target] : [target, child.pid];
+    for (const pid of pids) {
       try {
         if (pid) process.kill(pid, 'SIGTERM');
       } catch {
