@@ -55,6 +55,7 @@ export interface ReplayOptions {
   plan: boolean;
   geoipCity?: string;
   geoipAsn?: string;
+  userIdMapping?: TransformSettings['userIdMapping'];
   blueprintUrl?: string;
   /** Create missing tables (PostgreSQL / PGlite) from the config's DDL. */
   createTables: boolean;
@@ -176,6 +177,7 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
     configSource: opts.config,
     geoipCity: opts.geoipCity,
     geoipAsn: opts.geoipAsn,
+    userIdMapping: opts.userIdMapping,
     tables: record.tables,
     prefilter: true,
   };

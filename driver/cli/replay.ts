@@ -13,6 +13,7 @@ import { createLogger, type Logger, type LogLevel } from '../log.js';
 import { createProgress } from '../progress.js';
 import { runReplay, type ReplayOptions } from '../replay.js';
 import { parseWindow, WindowError } from '../window.js';
+import type { TransformSettings } from '../../worker/transform/setup.js';
 import { ReportedError, UsageError } from './errors.js';
 
 function confirm(question: string): Promise<boolean> {
@@ -28,7 +29,7 @@ function confirm(question: string): Promise<boolean> {
 
 const SAFE_TAG = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
-export function replayOptions(y: Argv) {
+export function replayOptions<T>(y: Argv<T>) {
   return y
     .usage('$0 replay [options] START END [TABLE ... | --all-tables]')
     .positional('start', { type: 'string', describe: "window start, US Pacific, '%Y-%m-%d %H:%M:%S'" })
@@ -104,15 +105,16 @@ export function replayOptions(y: Argv) {
     })
     .option('create-tables', { type: 'boolean', default: true, describe: 'create missing tables (PostgreSQL, PGlite)' })
     .option('iam-role', { type: 'string', describe: 'Redshift COPY IAM role ARN (env REDSHIFT_IAM_ROLE)' })
-    .option('plan', { type: 'boolean', default: false, describe: 'print what would run, change nothing' })
-    .option('geoip-city', { type: 'string', describe: 'MaxMind City .mmdb' })
-    .option('geoip-asn', { type: 'string', describe: 'MaxMind ASN .mmdb' });
+    .option('plan', { type: 'boolean', default: false, describe: 'print what would run, change nothing' });
 }
 
 type ReplayArgv = Awaited<ReturnType<ReturnType<typeof replayOptions>['parseAsync']>> & {
   start?: string;
   end?: string;
   tables?: string[];
+  'geoip-city'?: string;
+  'geoip-asn'?: string;
+  userIdMapping?: TransformSettings['userIdMapping'];
 };
 
 /** A bare bucket name in the original's env vars means an S3 bucket. */
@@ -197,6 +199,7 @@ export function toReplayOptions(argv: ReplayArgv, env: NodeJS.ProcessEnv = proce
     plan: argv.plan,
     geoipCity: argv['geoip-city'],
     geoipAsn: argv['geoip-asn'],
+    userIdMapping: argv.userIdMapping,
     blueprintUrl: env.BLUEPRINT_URL || undefined,
     createTables: argv['create-tables'],
     iamRole: argv['iam-role'] ?? env.REDSHIFT_IAM_ROLE,

@@ -20,7 +20,26 @@ const geoipOptions = (y: Argv) =>
       type: 'string',
       describe: 'MaxMind GeoIP2/GeoLite2 City .mmdb file (ipCity, ipCountry, ipRegion)',
     })
-    .option('geoip-asn', { type: 'string', describe: 'MaxMind GeoLite2 ASN .mmdb file (ipAsn, ipAsnInteger)' });
+    .option('geoip-asn', { type: 'string', describe: 'MaxMind GeoLite2 ASN .mmdb file (ipAsn, ipAsnInteger)' })
+    .option('user-id-url', {
+      type: 'string',
+      describe:
+        'userIDWithMapping: HTTP JSON lookup of a login, {login} is replaced, e.g. http://users/lookup?login={login}',
+    })
+    .option('user-id-json-path', {
+      type: 'string',
+      default: 'id',
+      describe: 'userIDWithMapping: dot path of the id in the answer',
+    });
+
+function userIdMapping(argv: { 'user-id-url'?: string; 'user-id-json-path'?: string }) {
+  const url = argv['user-id-url'];
+  if (!url) return undefined;
+  if (!/^https?:\/\//.test(url) || !url.includes('{login}')) {
+    throw new UsageError(`--user-id-url must be an http(s) URL containing {login}, got ${url}`);
+  }
+  return { urlTemplate: url, jsonPath: argv['user-id-json-path'] ?? 'id' };
+}
 
 async function main(): Promise<void> {
   const parser = yargs(hideBin(process.argv))
@@ -57,6 +76,7 @@ async function main(): Promise<void> {
           geoipAsn: argv['geoip-asn'],
           rotateMb: positiveInt('rotate-mb', argv['rotate-mb']),
           tables: argv.tables,
+          userIdMapping: userIdMapping(argv),
         });
       },
     )
@@ -67,7 +87,12 @@ async function main(): Promise<void> {
       async (argv) => {
         const { parseCommand } = await import('../../worker/cli/parse.js');
         await parseCommand(
-          { config: argv.config, geoipCity: argv['geoip-city'], geoipAsn: argv['geoip-asn'] },
+          {
+            config: argv.config,
+            geoipCity: argv['geoip-city'],
+            geoipAsn: argv['geoip-asn'],
+            userIdMapping: userIdMapping(argv),
+          },
           process.stdin,
           process.stdout,
         );
@@ -133,10 +158,10 @@ async function main(): Promise<void> {
     .command(
       'replay [start] [end] [tables..]',
       'replace a US Pacific time window of tables in the warehouse with reprocessed edge logs',
-      (y) => replayOptions(y),
+      (y) => replayOptions(geoipOptions(y)),
       async (argv) => {
         const { defaultThreads } = await import('../../worker/pool/pool.js');
-        process.exitCode = await replayCommand(argv, defaultThreads());
+        process.exitCode = await replayCommand({ ...argv, userIdMapping: userIdMapping(argv) }, defaultThreads());
       },
     )
     .command(

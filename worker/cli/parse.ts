@@ -6,13 +6,14 @@ import type { Readable, Writable } from 'node:stream';
 import { decodedStream, readLineBatches } from '../input/lines.js';
 import { EventProcessor, type ParsedEvent, type RowSink } from '../transform/processor.js';
 import { readConfigText } from '../transform/config-source.js';
-import { prepareTransform, type PreparedTransform } from '../transform/setup.js';
+import { prepareTransform, type PreparedTransform, type TransformSettings } from '../transform/setup.js';
 
 export interface ParseCommandOptions {
   /** Table config: file, http(s):// or s3:// URL. */
   config: string;
   geoipCity?: string;
   geoipAsn?: string;
+  userIdMapping?: TransformSettings['userIdMapping'];
 }
 
 /** Discards rows: parse only reports them. */
@@ -32,6 +33,7 @@ async function prepare(opts: ParseCommandOptions): Promise<PreparedTransform> {
     configSource: opts.config,
     geoipCity: opts.geoipCity,
     geoipAsn: opts.geoipAsn,
+    userIdMapping: opts.userIdMapping,
   });
 }
 

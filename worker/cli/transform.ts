@@ -29,6 +29,7 @@ export interface TransformCommandOptions {
   geoipAsn?: string;
   rotateMb?: number;
   tables?: string[];
+  userIdMapping?: TransformSettings['userIdMapping'];
   /** Where a chunk of stdin is cut (bytes); tests make it small. */
   chunkBytes?: number;
 }
@@ -55,6 +56,7 @@ export async function transformCommand(
     geoipCity: opts.geoipCity,
     geoipAsn: opts.geoipAsn,
     tables: opts.tables,
+    userIdMapping: opts.userIdMapping,
   };
   const runId = `${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
   const output = (i: number): TransformTask['output'] => ({

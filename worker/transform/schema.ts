@@ -300,6 +300,17 @@ export interface LoadTableConfigOptions extends ParseTableConfigOptions {
 
 /** Reads and validates a table config from a local path, `file://`, `http(s)://` or `s3://` URL. */
 export async function loadTableConfig(location: string, opts: LoadTableConfigOptions = {}): Promise<TableSchema[]> {
+  return parseTableConfig(await readTableConfigText(location, opts), location, opts);
+}
+
+/**
+ * The text of a table config (not yet validated), so it can travel in task
+ * descriptions to threads and nodes: local path, `file://`, `http(s)://`, `s3://`.
+ */
+export async function readTableConfigText(
+  location: string,
+  opts: Pick<LoadTableConfigOptions, 'readUrl' | 'timeoutMs'> = {},
+): Promise<string> {
   let text: string;
   if (/^https?:\/\//i.test(location)) {
     let res: Response;
@@ -331,7 +342,7 @@ export async function loadTableConfig(location: string, opts: LoadTableConfigOpt
       throw new Error(`cannot read table config ${location}: ${(err as Error).message}`, { cause: err });
     }
   }
-  return parseTableConfig(text, location, opts);
+  return text;
 }
 
 /** The highest version of each event: where new rows go. */

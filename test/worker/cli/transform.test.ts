@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -197,4 +199,65 @@ test('a config error is one line and exit code 1', async () => {
   assert.equal(res.code, 1);
   assert.match(res.stderr, /nope/);
   assert.doesNotMatch(res.stderr, /\n\s+at /);
+});
+
+test('userIDWithMapping looks logins up through --user-id-url', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'spade-transform-'));
+  const cfg = join(dir, 'users.json');
+  writeFileSync(
+    cfg,
+    JSON.stringify([
+      {
+        EventName: 'follow',
+        Columns: [
+          { InboundName: 'time', OutboundName: 'time', Transformer: 'f@timestamp@unix', ColumnCreationOptions: '' },
+          {
+            InboundName: 'user_id',
+            OutboundName: 'user_id',
+            Transformer: 'userIDWithMapping',
+            ColumnCreationOptions: '',
+            SupportingColumns: 'login',
+          },
+        ],
+      },
+    ]),
+  );
+  const seen: string[] = [];
+  const server = createServer((req, res) => {
+    const login = new URL(req.url ?? '/', 'http://x').searchParams.get('login') ?? '';
+    seen.push(login);
+    res.setHeader('content-type', 'application/json');
+    res.end(login === 'alice' ? '{"data":{"id":4242}}' : '{"data":{}}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    const lines = [
+      edge('u1', { event: 'follow', properties: { user_id: 17, login: 'bob' } }),
+      edge('u2', { event: 'follow', properties: { user_id: 'x', login: ' alice ' } }),
+      edge('u3', { event: 'follow', properties: { login: 'nobody' } }),
+    ];
+    const res = await runSpade(
+      [
+        'parse',
+        '--config',
+        cfg,
+        '--user-id-url',
+        `http://127.0.0.1:${port}/u?login={login}`,
+        '--user-id-json-path',
+        'data.id',
+      ],
+      {},
+      lines.join('\n') + '\n',
+    );
+    assert.equal(res.code, 0, res.stderr);
+    const ids = res.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { columns: { user_id: string | null } }).columns.user_id);
+    assert.deepEqual(ids, ['17', '4242', null]);
+    assert.deepEqual(seen.sort(), ['alice', 'nobody']);
+  } finally {
+    server.close();
+  }
 });
