@@ -2,7 +2,7 @@
  * A small ObjectStore over a temp directory for tests that must not depend on
  * the real stores. Uploads go to a temp file under `.tmp/` and are renamed into
  * place when complete, like the real local store. Options make uploads read
- * slowly (to exercise backpressure) or fail (to exercise error paths).
+ * slowly (to exercise backpressure), hang, or fail (to exercise error paths).
  */
 import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -19,12 +19,19 @@ export interface DirStoreOptions {
   uploadChunkDelayMs?: number;
   /** Uploads of matching keys fail after reading some bytes. */
   failUpload?: (key: string) => boolean;
+  /**
+   * Uploads never read their body and never finish; each fails only when its
+   * body is destroyed: a hung store, for testing cancellation.
+   */
+  blockUploads?: boolean;
 }
 
 const TMP_DIR = '.tmp';
 
 export class DirStore implements ObjectStore {
   readonly url: string;
+  /** Keys of every upload begun, in order (lets a test wait for uploads to be under way). */
+  readonly uploadsStarted: string[] = [];
   private tmpSeq = 0;
 
   constructor(
@@ -93,6 +100,8 @@ export class DirStore implements ObjectStore {
   }
 
   async upload(key: string, body: Readable): Promise<{ bytes: number }> {
+    this.uploadsStarted.push(key);
+    if (this.opts.blockUploads) return hang(key, body);
     const path = this.pathOf(key);
     const tmp = await this.tmpPath();
     const delay = this.opts.uploadChunkDelayMs ?? 0;
@@ -141,4 +150,14 @@ export class DirStore implements ObjectStore {
     await mkdir(dirname(path), { recursive: true });
     await rename(tmp, path);
   }
+}
+
+/** An upload that never reads `body`: it rejects when the body is destroyed, and never resolves. */
+function hang(key: string, body: Readable): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    const fail = (err?: Error) => reject(new Error(`upload of ${key} cancelled: ${err?.message ?? 'body closed'}`));
+    if (body.destroyed) fail();
+    body.once('error', fail);
+    body.once('close', () => fail());
+  });
 }

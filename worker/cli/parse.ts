@@ -3,7 +3,7 @@
  * stdout (SPEC section 5). Runs in the calling thread: it is a debugging tool.
  */
 import type { Readable, Writable } from 'node:stream';
-import { decodedStream, readLineBatches } from '../input/lines.js';
+import { decodedChunks, readLineBatches } from '../input/lines.js';
 import { EventProcessor, type ParsedEvent, type RowSink } from '../transform/processor.js';
 import { readConfigText } from '../transform/config-source.js';
 import { prepareTransform, type PreparedTransform, type TransformSettings } from '../transform/setup.js';
@@ -65,7 +65,7 @@ export async function parseCommand(opts: ParseCommandOptions, input: Readable, o
     if (!output.write(text)) await new Promise((resolve) => output.once('drain', resolve));
   };
   await readLineBatches(
-    decodedStream(input),
+    decodedChunks(input),
     { source: 'stdin' },
     async (lines, firstLineNo) => {
       const waiting = processor.processLines(lines, firstLineNo, 'stdin');

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { decodedStream } from '../input/lines.js';
+import { decodedChunks } from '../input/lines.js';
 import { createTransformPool, type TransformPool } from '../pool/pool.js';
 import type { TaskResult, TransformTask } from '../pool/thread.js';
 import type { WrittenFile } from '../output/writers.js';
@@ -140,7 +140,7 @@ async function transformStdin(
 
   let inputError: string | null = null;
   try {
-    for await (const piece of decodedStream(stdin) as AsyncIterable<Buffer>) {
+    for await (const piece of decodedChunks(stdin)) {
       if (failure) break;
       pending.push(piece);
       pendingBytes += piece.length;

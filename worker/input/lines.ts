@@ -14,7 +14,7 @@
  * inputError tells. Truncated gzip (the usual crash damage) loses nothing.
  */
 import { Readable } from 'node:stream';
-import { createGunzip, type Gunzip } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
 
 const MiB = 1024 * 1024;
 const LF = 10;
@@ -29,17 +29,19 @@ function toBuffer(chunk: unknown): Buffer {
   throw new TypeError(`expected a byte stream, got a chunk of type ${typeof chunk}`);
 }
 
+/** Bytes are written into zlib in pieces of this size (see gunzipChunks). */
+export const FEED_BYTES = 16 * 1024;
+
 /**
  * The bytes of `raw`, gunzipped when they start with the gzip magic (1f 8b).
  * Concatenated gzip members (`gzip -c a >> f`) and trailing zero padding are
- * handled by zlib. Errors of `raw` or of decompression surface as an error of
- * the returned stream.
+ * handled by zlib. On damage every byte decoded before it is yielded, then the
+ * error is thrown (zlib's, code Z_*; or the source's own, as is). An async
+ * generator rather than a stream on purpose: a stream destroyed by an error
+ * drops the data still buffered in it, so a slow reader would lose the tail of
+ * a truncated file.
  */
-export function decodedStream(raw: Readable): Readable {
-  return Readable.from(decodedChunks(raw), { objectMode: false, highWaterMark: MiB });
-}
-
-async function* decodedChunks(raw: Readable): AsyncGenerator<Buffer> {
+export async function* decodedChunks(raw: Readable): AsyncGenerator<Buffer> {
   const it = raw[Symbol.asyncIterator]() as AsyncIterator<unknown>;
   let head: Buffer = Buffer.alloc(0);
   try {
@@ -64,10 +66,7 @@ async function* decodedChunks(raw: Readable): AsyncGenerator<Buffer> {
       yield* all();
       return;
     }
-    const gunzip = createGunzip();
-    const feeding = feedGunzip(gunzip, all());
-    for await (const chunk of gunzip) yield chunk as Buffer;
-    await feeding;
+    yield* gunzipChunks(all());
   } finally {
     // Stopping early (consumer gone, error): release the source.
     if (!raw.destroyed) raw.destroy();
@@ -75,23 +74,51 @@ async function* decodedChunks(raw: Readable): AsyncGenerator<Buffer> {
 }
 
 /**
- * Writes `chunks` into `gunzip` one at a time, each after the previous one was
- * processed, and ends it only then. Why not pipeline(): Node's zlib applies
- * Z_FINISH to the last queued chunk once end() was called, and on a truncated
- * stream the output of that chunk is then discarded with the error; this way
- * only the final empty flush sees Z_FINISH and no decoded byte is lost.
- * Errors end up as an error of `gunzip` (seen by its reader); never rejects.
+ * The gunzipped bytes of `chunks` (concatenated gzip members included). On
+ * damage it yields everything zlib decoded before it, then throws zlib's error
+ * (code 'Z_BUF_ERROR' for a truncated stream, 'Z_DATA_ERROR' for corrupt
+ * data); an error of `chunks` itself is rethrown as is. A reader as slow as it
+ * likes loses nothing: no more input is written until the output of the
+ * previous write was taken. Known limit (zlib): on corrupt data the output of
+ * the failing write (at most FEED_BYTES of input) is lost; truncation loses nothing.
  */
-async function feedGunzip(gunzip: Gunzip, chunks: AsyncIterable<Buffer>): Promise<void> {
+export async function* gunzipChunks(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const gunzip = createGunzip();
+  let out: Buffer[] = [];
+  let failure: Error | null = null;
+  // Flowing mode: each output buffer arrives here as zlib produces it, never parked in the stream's buffer.
+  gunzip.on('data', (c: Buffer) => out.push(c));
+  const finished = new Promise<void>((resolve) => {
+    gunzip.once('end', resolve);
+    gunzip.once('error', (err: Error) => {
+      failure = err;
+      resolve();
+    });
+  });
+  const take = (): Buffer[] => {
+    const taken = out;
+    out = [];
+    return taken;
+  };
   try {
-    for await (const chunk of chunks) {
-      await new Promise<void>((resolve, reject) => {
-        gunzip.write(chunk, (err) => (err ? reject(err) : resolve()));
-      });
+    feed: for await (const chunk of chunks) {
+      for (let off = 0; off < chunk.length; off += FEED_BYTES) {
+        // The callback runs once this piece was processed (or zlib failed); its output was emitted before.
+        const written = new Promise<void>((resolve) =>
+          gunzip.write(chunk.subarray(off, off + FEED_BYTES), () => resolve()),
+        );
+        await Promise.race([written, finished]);
+        yield* take();
+        if (failure) break feed;
+      }
     }
-    gunzip.end();
-  } catch (err) {
-    gunzip.destroy(err as Error);
+    // Only this empty final flush sees Z_FINISH; on a truncated stream it fails without losing output.
+    if (!failure) gunzip.end();
+    await finished;
+    yield* take();
+    if (failure) throw failure;
+  } finally {
+    if (!gunzip.destroyed) gunzip.destroy();
   }
 }
 
@@ -133,7 +160,7 @@ export interface ReadLinesResult {
  * stream (see `inputError`); rejects only if a callback throws.
  */
 export async function readLineBatches(
-  input: Readable,
+  input: Readable | AsyncIterable<Buffer>,
   opts: ReadLinesOptions,
   onBatch: (lines: string[], firstLineNo: number) => void | Promise<void>,
   onBadLine: (bad: BadLine) => void,
@@ -289,7 +316,13 @@ export async function readLineBatches(
     await flush();
     finished = true;
   } finally {
-    if (!finished && !input.destroyed) input.destroy();
+    if (!finished) {
+      if (input instanceof Readable) {
+        if (!input.destroyed) input.destroy();
+      } else {
+        await it.return?.();
+      }
+    }
   }
   return inputError === undefined ? { lines: lineNo, bytes } : { lines: lineNo, bytes, inputError, inputDamaged };
 }

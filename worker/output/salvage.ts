@@ -2,10 +2,15 @@
  * Salvage of an output file torn by a hard kill: the complete lines of a gzip
  * file that may be cut short (or damaged), re-compressed as a valid gzip file.
  *
- * Decompression goes through `decodedStream` of `../input/lines.js`, which
- * feeds zlib chunk by chunk so that a truncated stream yields every byte
- * decoded before the damage (with pipeline(), Node's zlib can drop the last
- * chunk's output together with the error).
+ * Decompression (`gunzipChunks`) must give every byte decoded before the
+ * damage, which Node's streams do not guarantee: with pipeline(), zlib applies
+ * Z_FINISH to the last chunk and drops its output with the error; and a stream
+ * destroyed by an error drops whatever sat in its read buffer, so a reader
+ * slower than zlib loses the tail (reading the fixture through a gunzip stream
+ * with a slow reader lost ~580 KB). So the input is written one chunk at a
+ * time, output is taken by a 'data' listener the moment zlib emits it, and
+ * zlib is ended (with an empty final flush) only after every chunk was
+ * processed.
  *
  * Where a line ends depends on the format:
  * - 'tsv' (our row files): at an LF not preceded by an odd number of
@@ -18,7 +23,7 @@
  */
 import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
-import { decodedStream } from '../input/lines.js';
+import { FEED_BYTES, gunzipChunks } from '../input/lines.js';
 import { DEFAULT_GZIP_LEVEL } from './writers.js';
 
 export interface SalvageOptions {
@@ -39,13 +44,22 @@ export interface SalvageResult {
   complete: boolean;
   /** Why the input was not complete: the decompression error, or that the last line was torn. */
   damage?: string;
+  /**
+   * True when zlib found corrupt data (not a mere cut): deflate notices
+   * corruption only at an invalid code or at the final CRC check, so the kept
+   * lines may include garbage decoded before that. A hard kill only cuts
+   * files; a caller should not load a corrupt salvage without a look.
+   */
+  corrupt: boolean;
 }
 
 const LF = 0x0a;
 const BACKSLASH = 0x5c;
 const GZIP_MAGIC = [0x1f, 0x8b] as const;
-/** Size of the pieces a Buffer input is fed in: the gunzip sees them one write at a time. */
-const FEED_BYTES = 64 * 1024;
+/**
+ * Compressed bytes per write into the gunzip: the output of one write is held
+ * in memory at once (at most ~1000x this for pathological data, ~5x for ours).
+ */
 
 /**
  * Failures that are not damage of the file: the input stream failed, or it is
@@ -63,7 +77,7 @@ export async function salvageGzip(input: Buffer | Readable, opts: SalvageOptions
   const tsv = (opts.format ?? 'tsv') === 'tsv';
   const source = Buffer.isBuffer(input) ? Readable.from(pieces(input)) : input;
   const head = { bytes: 0 };
-  const decoded = decodedStream(Readable.from(gzipOnly(source, head)));
+  const decoded = gunzipChunks(gzipOnly(source, head));
 
   const gzip = createGzip({ level: opts.gzipLevel ?? DEFAULT_GZIP_LEVEL });
   const out: Buffer[] = [];
@@ -82,9 +96,9 @@ export async function salvageGzip(input: Buffer | Readable, opts: SalvageOptions
   let tailBytes = 0;
   let trailingBackslashes = 0;
   let damage: string | undefined;
+  let corrupt = false;
   try {
-    for await (const chunk of decoded) {
-      const buf = chunk as Buffer;
+    for await (const buf of decoded) {
       let lastEnd = -1;
       for (let lf = buf.indexOf(LF); lf >= 0; lf = buf.indexOf(LF, lf + 1)) {
         if (tsv) {
@@ -118,6 +132,8 @@ export async function salvageGzip(input: Buffer | Readable, opts: SalvageOptions
       throw err;
     }
     damage = err instanceof Error ? err.message : String(err);
+    // zlib says Z_BUF_ERROR ("unexpected end of file") for a cut stream, Z_DATA_ERROR for corrupt data.
+    corrupt = (err as { code?: unknown }).code !== 'Z_BUF_ERROR';
   }
   gzip.end();
   await gzipDone;
@@ -126,7 +142,13 @@ export async function salvageGzip(input: Buffer | Readable, opts: SalvageOptions
     damage = head.bytes === 0 ? 'empty file' : 'cut inside the gzip header';
   }
   if (damage === undefined && tailBytes > 0) damage = `last line has no line end (${tailBytes} bytes)`;
-  const result: SalvageResult = { data: Buffer.concat(out), lines, droppedBytes: tailBytes, complete: !damage };
+  const result: SalvageResult = {
+    data: Buffer.concat(out),
+    lines,
+    droppedBytes: tailBytes,
+    complete: damage === undefined,
+    corrupt,
+  };
   if (damage !== undefined) result.damage = damage;
   return result;
 }
@@ -136,9 +158,10 @@ function* pieces(buf: Buffer): Generator<Buffer> {
 }
 
 /**
- * Passes `source` through after checking it starts like gzip (decodedStream
- * would pass anything else through as text). A stream shorter than the magic
- * number is swallowed: it is a file cut inside its header, with nothing to keep.
+ * Passes `source` through after checking it starts like gzip: a file that is
+ * not gzip at all is a mistake to report, not damage to salvage. A stream
+ * shorter than the magic number is swallowed: it is a file cut inside its
+ * header, with nothing to keep.
  */
 async function* gzipOnly(source: Readable, head: { bytes: number }): AsyncGenerator<Buffer> {
   const it = source[Symbol.asyncIterator]() as AsyncIterator<unknown>;

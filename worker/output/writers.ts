@@ -10,9 +10,9 @@
  * gzip stream is given to `store.upload(key, stream)` (or to the spool, below)
  * when its first chunk is flushed, so a destination that gets few rows is
  * compressed and uploaded in one go at close(), and a file appears in the
- * store only once complete (the store writes atomically). A file is finished at the first row at which its
- * uncompressed size reaches `rotateBytes`; the next rows go to seq + 1.
- * Destinations that get no rows produce no file.
+ * store only once complete (the store writes atomically). A file is finished
+ * at the first row at which its uncompressed size reaches `rotateBytes`; the
+ * next rows go to seq + 1. Destinations that get no rows produce no file.
  *
  * Spooling (the default for S3 stores): a streamed multipart upload keeps whole
  * parts (8 MiB, times the SDK's queue) in memory for as long as its file is
@@ -43,7 +43,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -85,7 +85,11 @@ export interface OutputWritersOptions {
    * `spoolDir` is given or the store is on S3 (`store.url` starts with `s3://`).
    */
   spool?: boolean;
-  /** Directory for spooled files, created if missing. Default `${os.tmpdir()}/spade-spool-${pid}`. */
+  /**
+   * Directory for spooled files, created if missing, left in place. Default: a
+   * fresh `${os.tmpdir()}/spade-spool-<pid>-<random>`, removed by close() and
+   * abort(); such directories of dead processes are removed on first use.
+   */
   spoolDir?: string;
   /** When spooling: files uploaded at the same time. Default 2. */
   maxConcurrentUploads?: number;
@@ -135,9 +139,49 @@ interface Part {
   spoolBody: Readable | null;
 }
 
-/** Default spool directory: per process, since the worker threads of one process share tmpdir. */
-export function defaultSpoolDir(): string {
-  return join(tmpdir(), `spade-spool-${process.pid}`);
+/** Default spool directories are `${os.tmpdir()}/${SPOOL_DIR_PREFIX}<pid>-<random>`, one per writer. */
+export const SPOOL_DIR_PREFIX = 'spade-spool-';
+const DEFAULT_SPOOL_DIR = new RegExp(`^${SPOOL_DIR_PREFIX}(\\d+)(?:-[0-9a-f]+)?$`);
+let staleSweepStarted = false;
+
+/**
+ * Removes the default spool directories of processes that no longer exist: a
+ * hard kill leaves its temp files behind, and on a long-lived machine they would
+ * fill the disk. A pid that is alive (or not ours to signal) is left alone.
+ * Runs by itself once per thread when a default spool directory is first
+ * used; exported for start-up code and tests. Best effort, never rejects.
+ */
+export async function sweepStaleSpoolDirs(root: string = tmpdir()): Promise<string[]> {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = DEFAULT_SPOOL_DIR.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || processExists(pid)) continue;
+    try {
+      await rm(join(root, name), { recursive: true, force: true });
+      removed.push(name);
+    } catch {
+      // Someone else's (permissions) or already gone: not ours to worry about.
+    }
+  }
+  return removed;
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, under another user.
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
 }
 
 /**
@@ -150,12 +194,19 @@ class Spool {
   private readonly queue: { resolve: () => void; reject: (err: Error) => void }[] = [];
   private cancelled: Error | null = null;
   private dirMade = false;
+  private readonly dir: string;
+  /** True for the default directory: it is this writer's alone, and removed by dispose(). */
+  private readonly ownsDir: boolean;
 
   constructor(
     private readonly store: ObjectStore,
-    private readonly dir: string,
+    dir: string | undefined,
     private readonly maxConcurrent: number,
-  ) {}
+  ) {
+    this.ownsDir = dir === undefined;
+    // One directory per writer, so removing it never races with another writer of this process.
+    this.dir = dir ?? join(tmpdir(), `${SPOOL_DIR_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+  }
 
   /**
    * Compresses `part` into a temp file (the pipeline is attached before this
@@ -165,8 +216,14 @@ class Spool {
     if (!this.dirMade) {
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       this.dirMade = true;
+      if (this.ownsDir && !staleSweepStarted) {
+        staleSweepStarted = true;
+        void sweepStaleSpoolDirs();
+      }
     }
-    // Random, so writers in other threads of this process never collide; the key's tail helps a human.
+    // Random, so writers in other threads of this process never collide; then the key's tail. The
+    // name is `<12 hex>-<key, chars outside [A-Za-z0-9._-] as '_', last 100 chars>`, which
+    // worker/process/salvage-spool.ts parses to find the key of a file left by a hard kill.
     const tmp = join(
       this.dir,
       `${randomBytes(6).toString('hex')}-${part.key.replace(/[^A-Za-z0-9._-]/g, '_').slice(-100)}`,
@@ -189,6 +246,11 @@ class Spool {
       part.spoolBody = null;
       this.release();
     }
+  }
+
+  /** Removes the default directory once every upload has settled (their temp files are gone by then). */
+  async dispose(): Promise<void> {
+    if (this.ownsDir && this.dirMade) await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
   }
 
   /** Files still waiting for a slot fail with `reason`; running uploads are stopped by the caller. */
@@ -338,7 +400,7 @@ class Uploads {
     }
   }
 
-  /** Resolves when every upload started so far has succeeded or failed. */
+  /** Resolves when every upload started so far has succeeded or failed, and the spool is cleaned up. */
   async settleAll(): Promise<void> {
     // Uploads cannot start while we wait (writes are refused once closing), but loop in case.
     let seen = 0;
@@ -347,6 +409,7 @@ class Uploads {
       seen = this.settled.length;
       await Promise.all(batch);
     }
+    await this.spool?.dispose();
   }
 }
 
@@ -508,7 +571,7 @@ export class OutputWriters {
       store,
       gzipLevel,
       maxPendingBytes,
-      spool ? new Spool(store, opts.spoolDir ?? defaultSpoolDir(), maxUploads) : null,
+      spool ? new Spool(store, opts.spoolDir, maxUploads) : null,
     );
   }
 

@@ -3,7 +3,7 @@
  * EventProcessor into OutputWriters, with backpressure so memory stays flat.
  */
 import type { Readable } from 'node:stream';
-import { decodedStream, readLineBatches } from '../input/lines.js';
+import { decodedChunks, readLineBatches } from '../input/lines.js';
 import type { OutputWriters } from '../output/writers.js';
 import type { EventProcessor } from '../transform/processor.js';
 
@@ -23,7 +23,7 @@ export async function transformStream(
   // Line numbers of a chunk of a larger input continue the input's numbering.
   const lineOffset = (opts.firstLineNo ?? 1) - 1;
   const result = await readLineBatches(
-    opts.alreadyDecoded ? raw : decodedStream(raw),
+    opts.alreadyDecoded ? raw : decodedChunks(raw),
     { source },
     async (lines, firstLineNo) => {
       const waiting = processor.processLines(lines, firstLineNo + lineOffset, source);

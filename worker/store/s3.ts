@@ -18,7 +18,8 @@ import { assertValidKey, ObjectNotFoundError, type ObjectStore, type StoredObjec
 
 /** Multipart part size: S3's minimum is 5 MiB; memory per upload is about (queueSize + 1) parts. */
 export const UPLOAD_PART_SIZE = 8 * 1024 * 1024;
-export const UPLOAD_QUEUE_SIZE = 2;
+/** Parts in flight per upload. 1: OutputWriters uploads a few spooled files at once, which is where parallelism comes from. */
+export const UPLOAD_QUEUE_SIZE = 1;
 
 /** Env vars naming a custom S3 endpoint, first set wins. */
 const ENDPOINT_ENV_VARS = ['SPADE_S3_ENDPOINT', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL'] as const;

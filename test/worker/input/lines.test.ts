@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createReadStream, readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { decodedStream, readLineBatches, type BadLine, type ReadLinesResult } from '../../../worker/input/lines.js';
+import { decodedChunks, readLineBatches, type BadLine, type ReadLinesResult } from '../../../worker/input/lines.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { prng } from '../../../scripts/generate/edge-logs.js';
 
@@ -25,7 +25,7 @@ async function collect(
   let batches = 0;
   let next = 1;
   const result = await readLineBatches(
-    decode ? decodedStream(input) : input,
+    decode ? decodedChunks(input) : input,
     { source: 'test', ...opts },
     async (batch, first) => {
       assert.equal(first, next, 'batches are contiguous');
@@ -258,7 +258,8 @@ test('a failing source: lines before the failure delivered, torn line reported',
 });
 
 test('a throwing callback rejects (programming error) and releases the input', async () => {
-  const input = decodedStream(Readable.from([Buffer.from('a\nb\n')]));
+  const raw = Readable.from([Buffer.from('a\nb\n')]);
+  const input = decodedChunks(raw);
   await assert.rejects(
     readLineBatches(
       input,
@@ -270,7 +271,31 @@ test('a throwing callback rejects (programming error) and releases the input', a
     ),
     /boom/,
   );
-  assert.ok(input.destroyed);
+  assert.ok(raw.destroyed);
+});
+
+test('a slow reader of a truncated gzip gets every line decodable before the cut', async () => {
+  const lines = Array.from({ length: 20_000 }, (_, i) => `line ${i} ${'x'.repeat(i % 97)}`);
+  const gz = gzipSync(lines.join('\n') + '\n');
+  const cut = gz.subarray(0, Math.floor(gz.length * 0.7));
+  const read = async (delayMs: number): Promise<{ delivered: number; bad: number }> => {
+    let delivered = 0;
+    let bad = 0;
+    await readLineBatches(
+      decodedChunks(Readable.from([cut])),
+      { source: 'cut', batchBytes: 4096 },
+      async (batch) => {
+        delivered += batch.length;
+        if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+      },
+      () => void bad++,
+    );
+    return { delivered, bad };
+  };
+  const fast = await read(0);
+  const slow = await read(2);
+  assert.ok(fast.delivered > 10_000, `delivered ${fast.delivered}`);
+  assert.deepEqual(slow, fast);
 });
 
 test('the fixture gzip decodes identically to zlib', async () => {

@@ -1,13 +1,29 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { isLosslessNumber, parse as parseLossless } from 'lossless-json';
 import { decodeRow } from '../../../worker/output/tsv.js';
-import { defaultSpoolDir, OutputWriters, type WrittenFile } from '../../../worker/output/writers.js';
+import {
+  OutputWriters,
+  SPOOL_DIR_PREFIX,
+  sweepStaleSpoolDirs,
+  type WrittenFile,
+} from '../../../worker/output/writers.js';
 import { S3Store } from '../../../worker/store/s3.js';
 import { ExactInteger } from '../../../worker/transform/values.js';
 import { DirStore } from '../../helpers/dirstore.js';
@@ -217,8 +233,9 @@ describe('OutputWriters', () => {
         await new Promise((r) => setImmediate(r));
       }
       await w.drain();
-    }, /run\/bad\/v0\/tag1-00000\.tsv\.gz/);
-    await assert.rejects(w.close(), /run\/bad\/v0\/tag1-00000\.tsv\.gz.* failed: injected upload failure/);
+      // Several files of 'bad' upload at once: any of them may fail first.
+    }, /run\/bad\/v0\/tag1-\d{5}\.tsv\.gz/);
+    await assert.rejects(w.close(), /run\/bad\/v0\/tag1-\d{5}\.tsv\.gz.* failed: injected upload failure/);
     assert.ok((await store.keys()).every((k) => !k.includes('/bad/')));
   });
 
@@ -262,7 +279,7 @@ describe('OutputWriters', () => {
       const spoolDir = tempSpoolDir(t);
       const w = new OutputWriters({ store, prefix: 'r1', fileTag: 'p00001-abc-t1', rotateBytes: 16 * 1024, spoolDir });
       const events = Array.from({ length: 54 }, (_, i) => `event_${String(i).padStart(2, '0')}`);
-      const rowsPerEvent = 1500;
+      const rowsPerEvent = 800;
       for (let i = 0; i < rowsPerEvent; i++) {
         for (let e = 0; e < events.length; e++) {
           w.writeRow(events[e], e % 3, [String(i), `${events[e]} row ${i}`, 'tab\there', 'x'.repeat(i % 50)]);
@@ -306,7 +323,7 @@ describe('OutputWriters', () => {
       const big = w.tableWriter('big_table', 0);
       const rows: string[] = [];
       // Incompressible enough to exceed the 8 MiB part size once gzipped.
-      for (let i = 0; i < 80; i++) {
+      for (let i = 0; i < 100; i++) {
         rows.push(randomBytes(96 * 1024).toString('base64'));
         big.writeRow([String(i), rows[i]]);
       }
@@ -322,30 +339,80 @@ describe('OutputWriters', () => {
       assert.deepEqual(readdirSync(spoolDir), []);
     });
 
-    it('spools by default when the store URL is s3://, in the per-process spool dir', async (t) => {
+    /** This process's default spool dirs (tests in this file run one at a time). */
+    function ownDefaultSpoolDirs(): string[] {
+      return readdirSync(tmpdir())
+        .filter((n) => n.startsWith(`${SPOOL_DIR_PREFIX}${process.pid}-`))
+        .map((n) => join(tmpdir(), n));
+    }
+
+    it('spools by default when the store URL is s3://, in a temp dir of its own removed at the end', async (t) => {
       const dirStore = DirStore.temp(t);
       // The local double under an s3:// name: the writer must treat it as remote.
       const store = Object.assign(Object.create(dirStore) as DirStore, { url: 's3://bucket/prefix' });
-      const spoolDir = defaultSpoolDir();
-      const before = existsSync(spoolDir) ? readdirSync(spoolDir) : [];
+      assert.deepEqual(ownDefaultSpoolDirs(), []);
       const w = new OutputWriters({ store, prefix: 'run', fileTag: 'tag1' });
       for (let i = 0; i < 20_000; i++) w.writeRow('ev', 0, [String(i), `value ${i}`]);
+      for (let spins = 0; ownDefaultSpoolDirs().length === 0; spins++) {
+        assert.ok(spins < 100_000, 'no default spool dir appeared');
+        await new Promise((r) => setImmediate(r));
+      }
+      const [spoolDir] = ownDefaultSpoolDirs();
       await untilSpooling(spoolDir);
       const files = await w.close();
-      assert.deepEqual(readdirSync(spoolDir), before);
+      assert.deepEqual(ownDefaultSpoolDirs(), [], 'the default spool dir is removed by close()');
       assert.deepEqual(await dirStore.keys(), ['run/ev/v0/tag1-00000.tsv.gz']);
       assert.equal(tsvRows(fileText(dirStore, files[0].key)).length, 20_000);
+
+      const aborted = new OutputWriters({ store, prefix: 'run', fileTag: 'tag2' });
+      for (let i = 0; i < 20_000; i++) aborted.writeRow('ev', 0, [String(i), `value ${i}`]);
+      for (let spins = 0; ownDefaultSpoolDirs().length === 0; spins++) {
+        assert.ok(spins < 100_000, 'no default spool dir appeared');
+        await new Promise((r) => setImmediate(r));
+      }
+      await aborted.abort();
+      assert.deepEqual(ownDefaultSpoolDirs(), [], 'the default spool dir is removed by abort()');
+    });
+
+    it('sweeps default spool dirs of dead processes only', async (t) => {
+      const root = mkdtempSync(join(tmpdir(), 'spade-sweep-test-'));
+      t.after(() => rmSync(root, { recursive: true, force: true }));
+      // A pid that surely belonged to a process which has exited.
+      const child = spawn(process.execPath, ['-e', '']);
+      const deadPid = child.pid;
+      assert.ok(deadPid !== undefined);
+      await once(child, 'exit');
+      const names = [
+        `${SPOOL_DIR_PREFIX}${deadPid}-0a1b2c3d`,
+        `${SPOOL_DIR_PREFIX}${deadPid}`,
+        `${SPOOL_DIR_PREFIX}${process.pid}-0a1b2c3d`,
+        `${SPOOL_DIR_PREFIX}${process.ppid}-0a1b2c3d`,
+        `${SPOOL_DIR_PREFIX}not-a-pid`,
+      ];
+      for (const n of names) {
+        mkdirSync(join(root, n));
+        writeFileSync(join(root, n, 'torn.tsv.gz'), 'x');
+      }
+      const removed = await sweepStaleSpoolDirs(root);
+      assert.deepEqual(removed.sort(), names.slice(0, 2).sort());
+      assert.deepEqual(readdirSync(root).sort(), names.slice(2).sort());
     });
 
     it('abort() cancels spooled and running uploads and removes the temp files', async (t) => {
-      const store = DirStore.temp(t, { uploadChunkDelayMs: 5 });
+      // Uploads hang: two files are uploading, others wait for a slot or are still being spooled.
+      const store = DirStore.temp(t, { blockUploads: true });
       const spoolDir = tempSpoolDir(t);
       const w = new OutputWriters({ store, prefix: 'run', fileTag: 'tag1', rotateBytes: 16 * 1024, spoolDir });
       for (let i = 0; i < 20_000; i++) w.writeRow(`ev_${i % 7}`, 0, [String(i), 'some text to compress ' + i]);
       await untilSpooling(spoolDir);
+      for (let spins = 0; store.uploadsStarted.length < 2; spins++) {
+        assert.ok(spins < 100_000, 'uploads never started');
+        await new Promise((r) => setImmediate(r));
+      }
       await w.abort();
       assert.deepEqual(readdirSync(spoolDir), []);
       assert.deepEqual(await store.keys(), []);
+      assert.equal(store.uploadsStarted.length, 2, 'no more than maxConcurrentUploads at once, none after abort');
     });
 
     it('reports a failed upload of a spooled file, naming the key, and removes the temp files', async (t) => {
