@@ -5,12 +5,10 @@
  * - `_load/<table>.manifest`: Redshift MANIFEST of one table's files, built only from success manifests.
  * Output files of attempts that died are never named by any of these, so they are never loaded.
  */
-import type { WrittenFile } from '../worker/output/writers.js';
 import type { ObjectStore } from '../worker/store/objectstore.js';
-import type { OutcomeCounts } from '../worker/transform/outcomes.js';
 import type { Partition } from './partition.js';
 
-export { successKey } from '../worker/partition-task.js';
+export { successKey, type SuccessManifest } from '../worker/partition-task.js';
 
 export interface RunRecord {
   runtag: string;
@@ -20,16 +18,6 @@ export interface RunRecord {
   configSource: string;
   partitions: Partition[];
   createdAt: string;
-}
-
-export interface SuccessManifest {
-  runtag: string;
-  partition: string;
-  attempt: string;
-  files: WrittenFile[];
-  counts: OutcomeCounts;
-  inputErrors: { source: string; error: string }[];
-  finishedAt: string;
 }
 
 export const runRecordKey = (runtag: string): string => `${runtag}/_run.json`;

@@ -23,14 +23,12 @@ import { pipeline } from 'node:stream/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { DateTime } from 'luxon';
 import { forEachLimited } from '../driver/executors/executor.js';
 import { successKey, type SuccessManifest } from '../driver/manifest.js';
 import { createTableSql } from '../driver/warehouse/ddl.js';
-import { PACIFIC_ZONE } from '../driver/window.js';
 import { createTransformPool } from '../worker/pool/pool.js';
 import { S3Store } from '../worker/store/s3.js';
-import { emptyCounts, eventTotals, mergeCounts, type OutcomeCounts } from '../worker/transform/outcomes.js';
+import { emptyCounts, mergeCounts, type OutcomeCounts } from '../worker/transform/outcomes.js';
 import { parseTableConfig, type TableSchema } from '../worker/transform/schema.js';
 import type { TransformSettings } from '../worker/transform/setup.js';
 import { fixturesDir, repoRoot } from '../test/helpers/fixtures.js';
@@ -39,6 +37,7 @@ import { startS3Server, type S3TestServer } from '../test/helpers/s3server.js';
 import { ensureCorpus, listCorpusFiles, type Corpus } from './bench/corpus.js';
 import { rssProfile, runMeasured, type Measured } from './bench/measure.js';
 import { psqlCopyFiles, type PsqlResult, type TsvFile } from './bench/psql-baseline.js';
+import { pacific, parsePhases, sumEvents, tail } from './bench/replay-run.js';
 
 const MB = 1e6;
 const RUNTAG = 'bench';
@@ -120,36 +119,6 @@ async function transformChild(): Promise<void> {
     cpuSecs: (process.resourceUsage().userCPUTime + process.resourceUsage().systemCPUTime) / 1e6,
   };
   say(JSON.stringify(result));
-}
-
-function sumEvents(counts: OutcomeCounts): number {
-  return Object.values(eventTotals(counts)).reduce((s, n) => s + n, 0);
-}
-
-/** Pacific wall-clock text of a unix time, the replay's START/END format. */
-function pacific(sec: number): string {
-  return DateTime.fromSeconds(sec, { zone: PACIFIC_ZONE }).toFormat('yyyy-MM-dd HH:mm:ss');
-}
-
-/** Phases from the replay's last log line `runtag … finished with exit code 0; phases: list 0.1s, …`. */
-function parsePhases(logText: string): Record<string, number> | null {
-  const lines = logText.trimEnd().split('\n');
-  for (let i = lines.length - 1; i >= 0; i--) {
-    const m = /finished with exit code \d+; phases: (.*)$/.exec(lines[i]!);
-    if (!m) continue;
-    const phases: Record<string, number> = {};
-    for (const part of m[1]!.split(', ')) {
-      const p = /^(\w+) ([\d.]+)s$/.exec(part.trim());
-      if (p) phases[p[1]!] = Number(p[2]);
-    }
-    return phases;
-  }
-  return null;
-}
-
-function tail(path: string, lines: number): string {
-  if (!existsSync(path)) return '';
-  return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
 }
 
 /** The newest version of each table's schema: what the replay creates. */

@@ -33,6 +33,12 @@ export interface PartitionResult {
   inputErrors: TaskResult['inputErrors'];
 }
 
+/** What a finished attempt writes, last: exactly its files, and its counts. */
+export interface SuccessManifest extends PartitionResult {
+  runtag: string;
+  finishedAt: string;
+}
+
 /** Where an attempt that finished records its files: the only way files become loadable. */
 export const successKey = (runtag: string, partition: string): string => `${runtag}/_success/${partition}.json`;
 
@@ -83,7 +89,11 @@ export async function runPartition(task: PartitionTask, pool: TransformPool): Pr
   // Written last: its existence is what makes this attempt's files loadable.
   await output.put(
     successKey(task.runtag, task.partition.id),
-    JSON.stringify({ runtag: task.runtag, ...result, finishedAt: new Date().toISOString() }, null, 1) + '\n',
+    JSON.stringify(
+      { runtag: task.runtag, ...result, finishedAt: new Date().toISOString() } satisfies SuccessManifest,
+      null,
+      1,
+    ) + '\n',
   );
   return result;
 }

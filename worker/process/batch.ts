@@ -13,24 +13,17 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OutputWriters, type WrittenFile } from '../output/writers.js';
+import { OutputWriters } from '../output/writers.js';
 import type { ObjectStore } from '../store/objectstore.js';
 import { emptyCounts, mergeCounts, type OutcomeCounts } from '../transform/outcomes.js';
 import { EventProcessor, type ProcessorOptions } from '../transform/processor.js';
-import { successKey } from '../partition-task.js';
+import { successKey, type SuccessManifest } from '../partition-task.js';
 import { utcDate } from './checkpoint.js';
 
 export const MANIFEST_KIND = 'spade-process-batch';
 
 /** Success manifest of a batch; its first fields are those of a replay partition's manifest. */
-export interface BatchManifest {
-  runtag: string;
-  partition: string;
-  attempt: string;
-  files: WrittenFile[];
-  counts: OutcomeCounts;
-  inputErrors: { source: string; error: string }[];
-  finishedAt: string;
+export interface BatchManifest extends SuccessManifest {
   kind: typeof MANIFEST_KIND;
   /** Input location (URL, directory or `-` for stdin). */
   input: string;
