@@ -179,7 +179,8 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
     geoipAsn: opts.geoipAsn,
     userIdMapping: opts.userIdMapping,
     tables: record.tables,
-    prefilter: true,
+    // With every table wanted the pre-filter could only cost time.
+    prefilter: opts.tables !== 'all',
   };
   const tasks: PartitionTask[] = record.partitions.map((p) => ({
     runtag: opts.runtag,
