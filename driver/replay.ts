@@ -198,7 +198,7 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
     say(`  edge: ${edge.url}, date prefixes ${datePrefixes(w).join(' ')}`);
     say(`  input: ${record.partitions.reduce((s, p) => s + p.files.length, 0)} file(s), ${formatBytes(bytes)}`);
     say(`  output: ${output.url}/${opts.runtag}/`);
-    say(`  tables (${record.tables.length}): ${record.tables.join(', ')}`);
+    say(`  tables (${tables.length}): ${tables.join(', ')}`);
     if (!opts.skipTransform) for (const l of deps.executor.describe(tasks)) say(`  ${l}`);
     else say('  transform: skipped (--skip-transform), loading the earlier output');
     if (opts.skipLoad) say('  load: skipped (--skip-ace-upload)');
@@ -267,9 +267,9 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
   const loads: TableLoadResult[] = [];
   const started = Date.now();
   try {
-    if (opts.createTables) await createMissingTables(warehouse, schemas, record.tables, opts.schema, log);
-    deps.progress.startLoad(record.tables);
-    await forEachLimited(record.tables, opts.poolsize, async (table) => {
+    if (opts.createTables) await createMissingTables(warehouse, schemas, tables, opts.schema, log);
+    deps.progress.startLoad(tables);
+    await forEachLimited(tables, opts.poolsize, async (table) => {
       deps.progress.tableState(table, 'loading');
       const files = filesByTable.get(table) ?? [];
       const result = await warehouse.replaceWindow(

@@ -92,6 +92,11 @@ test('replay into PostgreSQL from s3rver', async (t0) => {
       const load = await w.replay([START, END, ...TABLES, '--runtag', tag, '--skip-transform']);
       assert.equal(load.code, 0, load.stderr);
       assert.deepEqual(await Promise.all(TABLES.map((x) => tableSnapshot(w, x))), before);
+      // Loading only some tables of a run loads just those.
+      const only = await w.replay([START, END, 'login', '--runtag', tag, '--skip-transform']);
+      assert.equal(only.code, 0, only.stderr);
+      assert.match(only.stdout, /login\s+loaded/);
+      assert.doesNotMatch(only.stdout, /video_play/);
     },
   );
 
