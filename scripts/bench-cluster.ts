@@ -34,12 +34,14 @@ import { parseTableConfig, type TableSchema } from '../worker/transform/schema.j
 import { fixturesDir, repoRoot } from '../test/helpers/fixtures.js';
 import { startCluster, type PgServer } from '../test/helpers/postgres.js';
 import { startS3Server, type S3TestServer } from '../test/helpers/s3server.js';
+import { cleanup, cleanups, onSignal, wasInterrupted } from './bench/cleanup.js';
 import { ensureCorpus, type Corpus } from './bench/corpus.js';
 import { runMeasured, type Measured } from './bench/measure.js';
 import {
   pacific,
   parsePhases,
   parseWorkersLine,
+  rate,
   readRunOutput,
   rowDifferences,
   sumEvents,
@@ -119,35 +121,7 @@ async function countRows(pg: PgServer, db: string, schema: string, tables: strin
 
 const f1 = (n: number): string => n.toFixed(1);
 const pct = (n: number): string => `${(n * 100).toFixed(2)}%`;
-const rate = (n: number): string =>
-  n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0);
 const mbOf = (kb: number): string => (kb / 1024).toFixed(0);
-
-/** What to stop and remove at the end, last registered first. */
-const cleanups: (() => unknown)[] = [];
-let cleaning: Promise<void> | null = null;
-let interrupted = false;
-
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const fn of cleanups.splice(0).reverse()) {
-      try {
-        await fn();
-      } catch (err) {
-        process.stderr.write(`cleanup: ${(err as Error).message}\n`);
-      }
-    }
-  })();
-  return cleaning;
-}
-
-function onSignal(): void {
-  interrupted = true;
-  // Servers stopped under running work make that work fail: expected now.
-  process.on('uncaughtException', () => undefined);
-  process.on('unhandledRejection', () => undefined);
-  void cleanup().finally(() => process.exit(130));
-}
 
 interface Context {
   spade: string;
@@ -510,7 +484,7 @@ async function main(): Promise<void> {
 
 main().catch(async (err: unknown) => {
   await cleanup();
-  if (interrupted) return;
+  if (wasInterrupted()) return;
   process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });

@@ -34,10 +34,11 @@ import type { TransformSettings } from '../worker/transform/setup.js';
 import { fixturesDir, repoRoot } from '../test/helpers/fixtures.js';
 import { startCluster, type PgServer } from '../test/helpers/postgres.js';
 import { startS3Server, type S3TestServer } from '../test/helpers/s3server.js';
+import { cleanup, cleanups, onSignal, wasInterrupted } from './bench/cleanup.js';
 import { ensureCorpus, listCorpusFiles, type Corpus } from './bench/corpus.js';
 import { rssProfile, runMeasured, type Measured } from './bench/measure.js';
 import { psqlCopyFiles, type PsqlResult, type TsvFile } from './bench/psql-baseline.js';
-import { pacific, parsePhases, sumEvents, tail } from './bench/replay-run.js';
+import { pacific, parsePhases, rate, sumEvents, tail } from './bench/replay-run.js';
 
 const MB = 1e6;
 const RUNTAG = 'bench';
@@ -157,37 +158,6 @@ async function countRows(pg: PgServer, db: string, schema: string, tables: strin
 }
 
 const f1 = (n: number): string => n.toFixed(1);
-const rate = (n: number): string =>
-  n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0);
-
-/** What to stop and remove at the end, last registered first. */
-const cleanups: (() => unknown)[] = [];
-let cleaning: Promise<void> | null = null;
-let interrupted = false;
-
-/** Runs the cleanups once; every caller waits for the same run. */
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const fn of cleanups.splice(0).reverse()) {
-      try {
-        await fn();
-      } catch (err) {
-        process.stderr.write(`cleanup: ${(err as Error).message}\n`);
-      }
-    }
-  })();
-  return cleaning;
-}
-
-function onSignal(): void {
-  interrupted = true;
-  // Stopping the servers under running work makes that work fail (a pg client with
-  // a query in flight emits an unhandled 'error'): expected now, and not allowed to
-  // end the process before the scratch files are removed.
-  process.on('uncaughtException', () => undefined);
-  process.on('unhandledRejection', () => undefined);
-  void cleanup().finally(() => process.exit(130));
-}
 
 async function main(): Promise<void> {
   if (process.argv.includes('--child')) return transformChild();
@@ -447,7 +417,7 @@ async function main(): Promise<void> {
 main().catch(async (err: unknown) => {
   await cleanup();
   // Interrupted: the failure is only the replay being stopped; onSignal exits.
-  if (interrupted) return;
+  if (wasInterrupted()) return;
   process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });

@@ -16,6 +16,10 @@ export function pacific(sec: number): string {
   return DateTime.fromSeconds(sec, { zone: PACIFIC_ZONE }).toFormat('yyyy-MM-dd HH:mm:ss');
 }
 
+/** Events per second etc. in short form: 950, 12.3k, 4.95M. */
+export const rate = (n: number): string =>
+  n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0);
+
 export function sumEvents(counts: OutcomeCounts): number {
   return Object.values(eventTotals(counts)).reduce((s, n) => s + n, 0);
 }
