@@ -83,7 +83,9 @@ export async function* decodedChunks(raw: Readable): AsyncGenerator<Buffer> {
  * the failing write (at most FEED_BYTES of input) is lost; truncation loses nothing.
  */
 export async function* gunzipChunks(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  const gunzip = createGunzip();
+  // Output buffer larger than one piece inflates to (edge logs compress ~6:1), so a
+  // piece is one thread-pool round trip instead of one per 16 KiB of output.
+  const gunzip = createGunzip({ chunkSize: 256 * 1024 });
   let out: Buffer[] = [];
   let failure: Error | null = null;
   // Flowing mode: each output buffer arrives here as zlib produces it, never parked in the stream's buffer.
@@ -100,18 +102,30 @@ export async function* gunzipChunks(chunks: AsyncIterable<Buffer>): AsyncGenerat
     out = [];
     return taken;
   };
+  // The write in flight: zlib inflates the next piece (on libuv's thread pool)
+  // while the consumer works through the output of the previous one.
+  let inFlight: Promise<unknown> | null = null;
   try {
     feed: for await (const chunk of chunks) {
       for (let off = 0; off < chunk.length; off += FEED_BYTES) {
+        let ready: Buffer[] = [];
+        if (inFlight !== null) {
+          await inFlight;
+          ready = take();
+          if (failure) {
+            yield* ready;
+            break feed;
+          }
+        }
         // The callback runs once this piece was processed (or zlib failed); its output was emitted before.
         const written = new Promise<void>((resolve) =>
           gunzip.write(chunk.subarray(off, off + FEED_BYTES), () => resolve()),
         );
-        await Promise.race([written, finished]);
-        yield* take();
-        if (failure) break feed;
+        inFlight = Promise.race([written, finished]);
+        yield* ready;
       }
     }
+    if (inFlight !== null) await inFlight;
     // Only this empty final flush sees Z_FINISH; on a truncated stream it fails without losing output.
     if (!failure) gunzip.end();
     await finished;

@@ -3,16 +3,16 @@
  *
  * Per destination (one (event, version) table, the non-tracked events, the
  * quarantine) each row is UTF-8 encoded into a 64 KiB buffer as it arrives; a
- * full buffer is handed to that file's gzip stream in one write (line-by-line
- * writes into zlib are ~30x slower, and encoding at once instead of keeping
- * row strings until the chunk is full avoids heavy GC with dozens of tables
- * open: 1M rows x 25 fields into 54 tables ran 2-6x faster). Each file's
- * gzip stream is given to `store.upload(key, stream)` (or to the spool, below)
- * when its first chunk is flushed, so a destination that gets few rows is
- * compressed and uploaded in one go at close(), and a file appears in the
- * store only once complete (the store writes atomically). A file is finished
- * at the first row at which its uncompressed size reaches `rotateBytes`; the
- * next rows go to seq + 1. Destinations that get no rows produce no file.
+ * full buffer is compressed in one go, synchronously on this thread
+ * (chunked-gzip.ts: line-by-line compression is ~30x slower, and encoding at
+ * once instead of keeping row strings until the chunk is full avoids heavy GC
+ * with dozens of tables open). Each file's compressed bytes are streamed into
+ * `store.upload(key, stream)` (or the spool, below) from its first chunk on,
+ * so a destination that gets few rows is uploaded in one go at close(), and a
+ * file appears in the store only once complete (the store writes atomically).
+ * A file is finished at the first row at which its uncompressed size reaches
+ * `rotateBytes`; the next rows go to seq + 1. Destinations that get no rows
+ * produce no file.
  *
  * Spooling (the default for S3 stores): a streamed multipart upload keeps whole
  * parts (8 MiB, times the SDK's queue) in memory for as long as its file is
@@ -20,17 +20,16 @@
  * the number of tables into the hundreds of MB. Instead each file's gzip
  * output goes to a temp file under `spoolDir`; a finished file (rotated or
  * closed) is uploaded from there, at most `maxConcurrentUploads` at a time,
- * and its temp file removed. Memory per open file is then only zlib's state.
- * A local store already streams into a temp file and renames it, so it gets
- * the gzip stream directly.
+ * and its temp file removed. Memory per open file is then its 64 KiB buffer
+ * and the last 32 KiB of its input (the deflate dictionary). A local store
+ * already streams into a temp file and renames it, so it gets the bytes directly.
  *
- * Backpressure: `needsDrain()` turns true when the bytes waiting inside the gzip
- * streams (not yet compressed, or compressed but not yet read by the store)
- * exceed `maxPendingBytes`; `drain()` waits until they are below half of it.
- * A caller that checks `needsDrain()` between input lines keeps memory flat
- * however slow the store is. When spooling, `needsDrain()` is also true while
- * more than a few finished files wait to be uploaded, which bounds the
- * disk used by a slow store the same way.
+ * Backpressure: `needsDrain()` turns true when the compressed bytes the store
+ * has not read yet exceed `maxPendingBytes`; `drain()` waits until they are
+ * below half of it. A caller that checks `needsDrain()` between input lines
+ * keeps memory flat however slow the store is. When spooling, `needsDrain()`
+ * is also true while more than a few finished files wait to be uploaded,
+ * which bounds the disk used by a slow store the same way.
  *
  * Errors from the store or zlib never throw out of the write methods (the hot
  * path stays a plain call); they make `needsDrain()` true and are thrown by
@@ -46,11 +45,11 @@ import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip, type Gzip } from 'node:zlib';
 import type { ObjectStore } from '../store/objectstore.js';
 import { ExactInteger } from '../transform/values.js';
+import { ChunkedGzip } from './chunked-gzip.js';
 import { encodeRow } from './tsv.js';
 
 export interface WrittenFile {
@@ -77,7 +76,7 @@ export interface OutputWritersOptions {
   rotateBytes?: number;
   /** zlib level, default 1 (see the measurements above). */
   gzipLevel?: number;
-  /** Bound on bytes buffered in gzip streams before needsDrain() is true. Default 8 MiB. */
+  /** Bound on compressed bytes not yet taken by the store before needsDrain() is true. Default 8 MiB. */
   maxPendingBytes?: number;
   /**
    * Write each file to a temp file and upload it once finished, instead of
@@ -114,7 +113,7 @@ export const DEFAULT_MAX_PENDING_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_MAX_CONCURRENT_UPLOADS = 2;
 /** When spooling, needsDrain() is true while more finished files than this wait to be uploaded. */
 const MAX_SPOOLED_WAITING = 4;
-/** UTF-8 bytes buffered per destination before one write into its gzip stream. */
+/** UTF-8 bytes buffered per destination before they are compressed as one chunk. */
 const CHUNK_BYTES = 64 * 1024;
 
 const EVENT_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,126}$/;
@@ -128,10 +127,13 @@ interface FileMeta {
   version?: number;
 }
 
-/** One file being written: a gzip stream whose output the store is uploading (or that is spooled). */
+/** One file being written: its compressed bytes stream into the store's upload (or the spool). */
 interface Part {
   readonly key: string;
-  readonly gzip: Gzip;
+  /** Compresses this file's chunks on the writer's thread (see chunked-gzip.ts). */
+  readonly deflater: ChunkedGzip;
+  /** The file's gzip bytes, as the store (or the spool) reads them. */
+  readonly body: PassThrough;
   rows: number;
   uncompressedBytes: number;
   ended: boolean;
@@ -228,7 +230,7 @@ class Spool {
       this.dir,
       `${randomBytes(6).toString('hex')}-${part.key.replace(/[^A-Za-z0-9._-]/g, '_').slice(-100)}`,
     );
-    const spooled = pipeline(part.gzip, createWriteStream(tmp, { flags: 'wx' })).catch((err: unknown) => {
+    const spooled = pipeline(part.body, createWriteStream(tmp, { flags: 'wx' })).catch((err: unknown) => {
       const msg = err instanceof Error ? err.message : String(err);
       throw new Error(`spooling to ${tmp} failed: ${msg}`, { cause: err });
     });
@@ -276,7 +278,7 @@ class Spool {
   }
 }
 
-/** Owns the gzip streams and their uploads, the results, the first failure and the backpressure state. */
+/** Owns the open files and their uploads, the results, the first failure and the backpressure state. */
 class Uploads {
   readonly live = new Set<Part>();
   readonly written: WrittenFile[] = [];
@@ -289,20 +291,28 @@ class Uploads {
     private readonly store: ObjectStore,
     private readonly gzipLevel: number,
     private readonly maxPendingBytes: number,
-    /** Null: each gzip stream goes straight to `store.upload`. */
+    /** Null: each file's bytes stream straight into `store.upload`. */
     private readonly spool: Spool | null,
   ) {}
 
   start(key: string, meta: FileMeta): Part {
-    const gzip = createGzip({ level: this.gzipLevel });
-    const part: Part = { key, gzip, rows: 0, uncompressedBytes: 0, ended: false, spoolBody: null };
-    gzip.on('error', (err: Error) =>
-      this.fail(new Error(`gzip stream of ${key} failed: ${err.message}`, { cause: err })),
+    const body = new PassThrough();
+    const part: Part = {
+      key,
+      deflater: new ChunkedGzip(this.gzipLevel),
+      body,
+      rows: 0,
+      uncompressedBytes: 0,
+      ended: false,
+      spoolBody: null,
+    };
+    body.on('error', (err: Error) =>
+      this.fail(new Error(`output stream of ${key} failed: ${err.message}`, { cause: err })),
     );
-    gzip.on('drain', this.wake);
+    body.on('drain', this.wake);
     let upload: Promise<{ bytes: number }>;
     try {
-      upload = this.spool ? this.spool.send(part) : this.store.upload(key, gzip);
+      upload = this.spool ? this.spool.send(part) : this.store.upload(key, body);
     } catch (err) {
       upload = Promise.reject(err);
     }
@@ -332,15 +342,28 @@ class Uploads {
     return part;
   }
 
-  end(part: Part): void {
-    part.ended = true;
-    part.gzip.end();
+  /** Compresses `bytes` into the file (synchronously, on this thread). */
+  write(part: Part, bytes: Buffer): void {
+    let compressed: Buffer;
+    try {
+      compressed = part.deflater.compress(bytes);
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      this.fail(new Error(`compressing ${part.key} failed: ${msg}`, { cause: err }));
+      return;
+    }
+    part.body.write(compressed);
   }
 
-  /** Bytes held by the gzip streams of files not yet uploaded: input not yet compressed plus output not yet read. */
+  end(part: Part): void {
+    part.ended = true;
+    part.body.end(part.deflater.finish());
+  }
+
+  /** Compressed bytes of files not yet uploaded that the store has not read yet. */
   pendingBytes(): number {
     let n = 0;
-    for (const p of this.live) n += p.gzip.writableLength + p.gzip.readableLength;
+    for (const p of this.live) n += p.body.writableLength + p.body.readableLength;
     return n;
   }
 
@@ -352,7 +375,7 @@ class Uploads {
     return n;
   }
 
-  /** Called after each chunk written into a gzip stream: the only moment pending bytes grow. */
+  /** Called after each chunk written into a file: the only moment pending bytes grow. */
   afterWrite(): void {
     this.overLimit = this.pendingBytes() > this.maxPendingBytes || this.spooledWaiting() > MAX_SPOOLED_WAITING;
   }
@@ -375,7 +398,7 @@ class Uploads {
    * neither are bounded by zlib's buffers per file.)
    */
   private somethingToWaitFor(): boolean {
-    for (const p of this.live) if (p.ended || p.gzip.writableNeedDrain) return true;
+    for (const p of this.live) if (p.ended || p.body.writableNeedDrain) return true;
     return false;
   }
 
@@ -395,7 +418,7 @@ class Uploads {
     this.spool?.cancel(new Error(`${reason}: upload not started`));
     for (const p of this.live) {
       const err = new Error(`${reason}: ${p.key} not written`);
-      p.gzip.destroy(err);
+      p.body.destroy(err);
       p.spoolBody?.destroy(err);
     }
   }
@@ -471,13 +494,12 @@ class FileSeries implements TableRowWriter {
     }
   }
 
-  /** Hands the buffered rows to the current file's gzip stream in one write. */
+  /** Compresses the buffered rows into the current file in one go. */
   flush(): void {
     if (this.off === 0) return;
     const chunk = this.buf.subarray(0, this.off);
     const rows = this.pendingRows;
-    // The gzip stream keeps `chunk` until compressed; the next row gets a fresh buffer.
-    this.buf = EMPTY;
+    // Compression is synchronous and copies: the same buffer takes the next rows.
     this.off = 0;
     this.pendingRows = 0;
     this.writeChunk(chunk, rows);
@@ -506,7 +528,7 @@ class FileSeries implements TableRowWriter {
     part.rows += rows;
     part.uncompressedBytes += bytes.length;
     this.fileBytes = part.uncompressedBytes;
-    part.gzip.write(bytes);
+    this.uploads.write(part, bytes);
     this.uploads.afterWrite();
   }
 
@@ -628,7 +650,7 @@ export class OutputWriters {
     return this.uploads.drain();
   }
 
-  /** Bytes buffered in gzip streams right now (for metrics and tests). */
+  /** Compressed bytes not yet taken by the store right now (for metrics and tests). */
   pendingBytes(): number {
     return this.uploads.pendingBytes();
   }
