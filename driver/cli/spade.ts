@@ -286,7 +286,8 @@ async function main(): Promise<void> {
             type: 'string',
             describe: 'postgres:// URL: append each committed batch (password in PGPASSWORD)',
           })
-          .option('schema', { type: 'string', default: 'physical', describe: 'warehouse schema for --rsurl' }),
+          .option('schema', { type: 'string', default: 'physical', describe: 'warehouse schema for --rsurl' })
+          .option('threads', { type: 'number', describe: 'transform threads for file input (default: one per core)' }),
       async (argv) => {
         if (!argv.follow) throw new UsageError('spade process needs --follow (only the continuous mode exists)');
         const output = argv.output ?? process.env.COMPACTER_BUCKET;
@@ -313,6 +314,7 @@ async function main(): Promise<void> {
           metricsToken: argv['metrics-token'] ?? process.env.SPADE_METRICS_TOKEN,
           rsurl: argv.rsurl,
           schema: argv.schema,
+          threads: argv.threads,
         });
       },
     )

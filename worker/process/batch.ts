@@ -6,14 +6,19 @@
  * batch that dies uncommitted leaves only files no manifest names, which are
  * never loaded; its inputs are processed again by a later batch.
  *
- * Each batch spools its gzip files under `<state>/spool/<batch-id>/`, next to a
- * small `<batch-id>.json` record, so that after a hard kill start-up knows which
- * batch a torn spool file belonged to (salvage.ts).
+ * Rows transformed on the main thread (stdin mode) are spooled under
+ * `<state>/spool/<batch-id>/`, next to a small `<batch-id>.json` record, so that
+ * after a hard kill start-up knows which batch a torn spool file belonged to
+ * (salvage-spool.ts). Input files (file mode) are transformed by pool tasks
+ * that write their own files, tagged `<batch-id>-t<n>`; the batch collects
+ * their results, and commits only once every task of it has succeeded. After
+ * a failure or a kill those files are named by no manifest, and their inputs
+ * are read again.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OutputWriters } from '../output/writers.js';
+import { OutputWriters, type WrittenFile } from '../output/writers.js';
 import type { ObjectStore } from '../store/objectstore.js';
 import { emptyCounts, mergeCounts, type OutcomeCounts } from '../transform/outcomes.js';
 import { EventProcessor, type ProcessorOptions } from '../transform/processor.js';
@@ -71,6 +76,14 @@ export class Batch {
   readonly writers: OutputWriters;
   processor: EventProcessor;
   private readonly doneCounts = emptyCounts();
+  /** Files and counts of the pool tasks that transformed this batch's input files (file mode). */
+  private readonly taskFiles: WrittenFile[] = [];
+  private readonly taskCounts = emptyCounts();
+  /** Pool tasks still running; a batch is committed or dropped only once none is. */
+  private readonly running = new Set<Promise<void>>();
+  /** Set by the first task that failed: the batch can no longer be committed. */
+  failure: { reason: string; keys: string[] } | null = null;
+  private nextTask = 0;
   private readonly spoolDir: string;
   private readonly recordPath: string;
 
@@ -110,11 +123,62 @@ export class Batch {
   }
 
   counts(): OutcomeCounts {
-    return mergeCounts(mergeCounts(emptyCounts(), this.doneCounts), this.processor.counts);
+    const all = mergeCounts(mergeCounts(emptyCounts(), this.doneCounts), this.processor.counts);
+    return mergeCounts(all, this.taskCounts);
+  }
+
+  /** A file tag unique within the batch for the next pool task, e.g. `b…-t3`. */
+  taskTag(): string {
+    return `${this.id}-t${this.nextTask++}`;
+  }
+
+  /**
+   * Tracks a pool task transforming `keys`: when it succeeds its files, counts
+   * and inputs join the batch; when it fails the batch is marked failed (its
+   * other inputs and `keys` must be read again).
+   */
+  track(
+    keys: string[],
+    task: Promise<{
+      files: WrittenFile[];
+      counts: OutcomeCounts;
+      inputErrors: { source: string; error: string }[];
+    }>,
+    onSettled: () => void,
+  ): void {
+    const done = task.then(
+      (res) => {
+        this.taskFiles.push(...res.files);
+        mergeCounts(this.taskCounts, res.counts);
+        this.inputErrors.push(...res.inputErrors);
+        this.inputs.push(...keys);
+        this.inputBytes += res.counts.inputBytes;
+      },
+      (err: unknown) => {
+        const reason = err instanceof Error ? err.message : String(err);
+        if (this.failure === null) this.failure = { reason, keys: [...keys] };
+        else this.failure.keys.push(...keys);
+      },
+    );
+    const entry = done.finally(() => {
+      this.running.delete(entry);
+      onSettled();
+    });
+    this.running.add(entry);
+  }
+
+  /** Pool tasks in flight. */
+  get runningTasks(): number {
+    return this.running.size;
+  }
+
+  /** Waits until no pool task of this batch is running. */
+  async settle(): Promise<void> {
+    while (this.running.size > 0) await Promise.all([...this.running]);
   }
 
   isEmpty(): boolean {
-    return this.inputs.length === 0 && this.lines === 0;
+    return this.inputs.length === 0 && this.lines === 0 && this.running.size === 0;
   }
 
   ageMs(now = Date.now()): number {
@@ -126,7 +190,11 @@ export class Batch {
    * its existence is what makes the files loadable). Returns the manifest and its key.
    */
   async commit(inputLocation: string): Promise<{ manifest: BatchManifest; key: string }> {
-    const files = await this.writers.close();
+    await this.settle();
+    if (this.failure !== null) throw new Error(this.failure.reason);
+    const files = [...(await this.writers.close()), ...this.taskFiles].sort((a, b) =>
+      a.key < b.key ? -1 : a.key > b.key ? 1 : 0,
+    );
     const manifest: BatchManifest = {
       runtag: this.runtag,
       partition: this.id,
@@ -148,6 +216,7 @@ export class Batch {
 
   /** Drops the batch: nothing of it is ever named by a manifest. */
   async abort(): Promise<void> {
+    await this.settle();
     await this.writers.abort();
     await this.removeSpool();
   }

@@ -13,17 +13,19 @@
  * loaded. A kill between a manifest's write and the checkpoint's save is
  * repaired at start-up from the manifests themselves (`reconcile`).
  *
- * Work happens on the main thread, one input at a time (edge files are
- * processed whole into the current batch; a batch never holds part of a file).
- * A batch is committed when it is `--rotate-minutes` old or has read
- * `--batch-input-mb` of input; within it each table's file also rotates at
- * `--rotate-mb` uncompressed.
+ * Input files are transformed by a piscina pool (`--threads`, default one per
+ * core): pending files are dealt out in groups, one task per free thread, each
+ * task writing its own files into the open batch (a batch never holds part of
+ * a file). Stdin lines are transformed on the main thread. A batch stops taking
+ * input when it is `--rotate-minutes` old or has read `--batch-input-mb`, and
+ * is committed once its running tasks are done; within it each table's file
+ * rotates at `--rotate-mb` uncompressed.
  */
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { AppendLoader } from '../../driver/warehouse/append.js';
-import { transformStream } from '../pool/input.js';
+import { createTransformPool, defaultThreads, type TransformPool } from '../pool/pool.js';
 import { openStore } from '../store/location.js';
 import type { ObjectStore } from '../store/objectstore.js';
 import { readConfigText } from '../transform/config-source.js';
@@ -60,6 +62,8 @@ export interface ProcessOptions {
   metricsToken?: string;
   rsurl?: string;
   schema?: string;
+  /** Transform threads for file input (default: one per core). */
+  threads?: number;
   /** Stdin stream for stdin mode (default process.stdin). */
   stdin?: Readable;
   log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
@@ -81,6 +85,12 @@ export const DEFAULTS = {
 /** Lines (or bytes) of stdin queued before reading pauses. */
 const STDIN_QUEUE_LINES = 20_000;
 const STDIN_QUEUE_BYTES = 16 * 1024 * 1024;
+/**
+ * Compressed input per pool task when a backlog allows it: large tasks make few
+ * output files, but a graceful stop waits for the running ones (~5 s at 32 MiB).
+ */
+const TASK_INPUT_BYTES = 32 * 1024 * 1024;
+const TASK_MAX_FILES = 256;
 
 function defaultLog(level: string, msg: string): void {
   process.stderr.write(`${new Date().toISOString()} ${level} ${msg}\n`);
@@ -97,6 +107,8 @@ export class ContinuousProcessor {
   private readonly pollMs: number;
   private readonly reloadMs: number;
   private readonly lookbackDays: number;
+  private readonly threads: number;
+  private pool: TransformPool | null = null;
   private output!: ObjectStore;
   private checkpoint!: Checkpoint;
   private follower: InputFollower | null = null;
@@ -135,6 +147,9 @@ export class ContinuousProcessor {
     this.pollMs = (opts.pollSeconds ?? DEFAULTS.pollSeconds) * 1000;
     this.reloadMs = (opts.reloadSeconds ?? DEFAULTS.reloadSeconds) * 1000;
     this.lookbackDays = opts.lookbackDays ?? DEFAULTS.lookbackDays;
+    this.threads = opts.threads ?? defaultThreads();
+    if (!Number.isInteger(this.threads) || this.threads < 1)
+      throw new Error(`--threads must be a positive integer, got ${this.threads}`);
     for (const [name, v] of [
       ['rotate-mb', this.rotateBytes],
       ['rotate-minutes', this.rotateMs],
@@ -243,21 +258,71 @@ export class ContinuousProcessor {
 
   private async fileLoop(): Promise<void> {
     this.follower = new InputFollower({ input: this.inputLocation, sweepEvery: this.opts.sweepEvery });
-    while (!this.stopping) {
-      this.metrics.lastLoopMs = Date.now();
-      await this.maybeReload();
-      if (Date.now() >= this.nextPoll) await this.poll();
-      if (this.batch !== null && this.batchDue()) {
-        await this.commitBatch();
-        continue;
+    this.pool = createTransformPool(this.threads);
+    try {
+      while (!this.stopping) {
+        this.metrics.lastLoopMs = Date.now();
+        await this.maybeReload();
+        if (Date.now() >= this.nextPoll) await this.poll();
+        const batch = this.batch;
+        if (batch !== null && (batch.failure !== null || this.batchDue())) {
+          // No more input for it; it is committed (or dropped) once its tasks are done.
+          if (batch.runningTasks === 0) await this.commitBatch();
+          else await this.sleep(this.nextPoll - Date.now());
+          continue;
+        }
+        const running = batch?.runningTasks ?? 0;
+        if (this.pending.length > 0 && running < this.threads) {
+          await this.dispatch(this.threads - running);
+          continue;
+        }
+        const untilBatch = batch ? this.rotateMs - batch.ageMs() : Infinity;
+        await this.sleep(Math.min(this.nextPoll - Date.now(), untilBatch, this.nextReload - Date.now()));
       }
-      const next = this.pending.shift();
-      if (next !== undefined) {
-        await this.processFile(next);
-        continue;
+      // Stopping: the tasks in flight finish; runLocked then commits the batch.
+      await this.batch?.settle();
+    } finally {
+      await this.pool.close();
+    }
+  }
+
+  /**
+   * Hands pending files to the pool as one task per free thread. With a backlog
+   * each task gets up to TASK_INPUT_BYTES of input; otherwise the files are
+   * spread evenly over the free threads.
+   */
+  private async dispatch(freeThreads: number): Promise<void> {
+    const batch = (this.batch ??= await this.openBatch('files'));
+    const store = (this.follower as InputFollower).store;
+    const backlog = this.pending.reduce((n, f) => n + f.size, 0);
+    const perTask = Math.max(1, Math.min(TASK_INPUT_BYTES, Math.ceil(backlog / freeThreads)));
+    for (let t = 0; t < freeThreads && this.pending.length > 0; t++) {
+      const group: FoundFile[] = [];
+      let bytes = 0;
+      while (this.pending.length > 0 && group.length < TASK_MAX_FILES && (group.length === 0 || bytes < perTask)) {
+        const f = this.pending.shift() as FoundFile;
+        group.push(f);
+        bytes += f.size;
       }
-      const untilBatch = this.batch ? this.rotateMs - this.batch.ageMs() : Infinity;
-      await this.sleep(Math.min(this.nextPoll - Date.now(), untilBatch, this.nextReload - Date.now()));
+      const task = (this.pool as TransformPool).run({
+        settings: this.settings,
+        input: { kind: 'urls', urls: group.map((f) => store.urlOf(f.key)) },
+        output: {
+          location: this.opts.output,
+          prefix: batch.runtag,
+          fileTag: batch.taskTag(),
+          rotateBytes: this.rotateBytes,
+        },
+      });
+      batch.track(
+        group.map((f) => f.key),
+        task.then((res) => {
+          for (const e of res.inputErrors)
+            this.log('warn', `${e.source} is damaged; kept its complete lines: ${e.error}`);
+          return res;
+        }),
+        () => this.wake(),
+      );
     }
   }
 
@@ -287,27 +352,6 @@ export class ContinuousProcessor {
     return b.ageMs() >= this.rotateMs || b.inputBytes >= this.batchBytes;
   }
 
-  private async processFile(file: FoundFile): Promise<void> {
-    const batch = (this.batch ??= await this.openBatch('files'));
-    const store = (this.follower as InputFollower).store;
-    const url = store.urlOf(file.key);
-    try {
-      const res = await transformStream(await store.read(file.key), url, batch.processor, batch.writers);
-      if (res.inputError && !res.inputDamaged) throw new Error(`reading ${url} failed: ${res.inputError}`);
-      if (res.inputError) {
-        // Damaged gzip: its complete lines were processed (as in replays); the file is done.
-        this.log('warn', `${url} is damaged; kept its complete lines: ${res.inputError}`);
-        batch.inputErrors.push({ source: url, error: res.inputError });
-      }
-      batch.inputs.push(file.key);
-      batch.inputBytes += res.bytes;
-    } catch (err) {
-      // Part of this file's rows are in the batch: the whole batch must go, and its inputs with it.
-      this.failBatch(`${url}: ${(err as Error).message}`, [file.key]);
-      await batch.abort();
-    }
-  }
-
   /** Forgets the open batch; its inputs (and `extra`) are found again by the next (full) listing. */
   private failBatch(reason: string, extra: string[] = []): void {
     const batch = this.batch;
@@ -333,7 +377,7 @@ export class ContinuousProcessor {
   /** Commits the open batch; false when that failed (its inputs will be read again). */
   private async commitBatch(): Promise<boolean> {
     const batch = this.batch as Batch;
-    if (batch.isEmpty()) {
+    if (batch.failure === null && batch.isEmpty()) {
       this.batch = null;
       await batch.abort();
       return true;
@@ -342,7 +386,8 @@ export class ContinuousProcessor {
     try {
       committed = await batch.commit(this.inputLocation);
     } catch (err) {
-      this.failBatch(`commit failed: ${(err as Error).message}`);
+      const failed = batch.failure;
+      this.failBatch(failed ? failed.reason : `commit failed: ${(err as Error).message}`, failed?.keys ?? []);
       await batch.abort();
       return false;
     }

@@ -93,8 +93,11 @@ test('SIGTERM during heavy input exits 0 and loses nothing; a restart continues 
   const out = new LocalStore(outDir);
   const base = Math.floor(Date.now() / 1000) - 7200;
   const truth = new Truth();
-  const FILES = 30;
-  for (let i = 0; i < FILES; i++) await writeEdgeFile(edge, schemas, base + i * 10, 2000, 100 + i, truth);
+  const FILES = 60;
+  const writeFiles = async (from: number, to: number): Promise<void> => {
+    for (let i = from; i < to; i++) await writeEdgeFile(edge, schemas, base + i * 10, 2000, 100 + i, truth);
+  };
+  await writeFiles(0, FILES / 2);
   const opts = {
     input: edgeDir,
     output: outDir,
@@ -106,6 +109,8 @@ test('SIGTERM during heavy input exits 0 and loses nothing; a restart continues 
   };
   const first = startProcessor(opts);
   await first.waitFor(/committed batch/);
+  // More input keeps arriving; the stop comes in the middle of it.
+  await writeFiles(FILES / 2, FILES);
   const code = await stopProcessor(first, 'SIGTERM');
   assert.equal(code, 0, first.stderr());
   assert.match(first.stderr(), /stopped/);
@@ -115,6 +120,7 @@ test('SIGTERM during heavy input exits 0 and loses nothing; a restart continues 
   assert.deepEqual([...partial.inputs.keys()].sort(), [...afterStop].sort(), 'checkpoint = what manifests cover');
 
   const second = startProcessor(opts);
+  await second.waitFor(/following/);
   await waitUntil('every input committed', () => committedKeys(stateDir).length === FILES, 40_000);
   assert.equal(await stopProcessor(second), 0, second.stderr());
   const got = await committedOutput(out);
