@@ -4,7 +4,7 @@
  * payloads, 1% malformed lines), then measures in separate processes:
  * the decode-only floor (gunzip + outer JSON.parse + base64 + payload
  * JSON.parse), and the full transform with 1 and 2 threads: events/s, MB/s of
- * input, peak RSS.
+ * input, peak RSS; `--rounds N` (default 3) repeats the three and reports medians.
  */
 import { execFileSync } from 'node:child_process';
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -132,21 +132,44 @@ async function main(): Promise<void> {
     );
     return JSON.parse(out.trim().split('\n').pop()!) as { secs: number; events: number; bytes: number; rssMb: number };
   };
-  const rows: string[] = [];
-  const report = (label: string, r: { secs: number; events: number; bytes: number; rssMb: number }): number => {
-    const eps = r.events / r.secs;
-    rows.push(
-      `${label.padEnd(22)} ${(eps / 1000).toFixed(1).padStart(8)} k events/s ${(r.bytes / 1e6 / r.secs).toFixed(1).padStart(7)} MB/s input ` +
-        `${r.secs.toFixed(1).padStart(6)} s  peak RSS ${r.rssMb.toFixed(0)} MB`,
-    );
-    process.stdout.write(rows[rows.length - 1] + '\n');
-    return eps;
+  // This VM's speed drifts by 10-20% over minutes: each round measures the floor and both
+  // transforms back to back, and the medians over the rounds are reported.
+  const rounds = Number(arg('rounds', '3'));
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer`);
+  type Run = { secs: number; events: number; bytes: number; rssMb: number };
+  const line = (label: string, r: Run): string =>
+    `${label.padEnd(22)} ${(r.events / r.secs / 1000).toFixed(1).padStart(8)} k events/s ${(r.bytes / 1e6 / r.secs).toFixed(1).padStart(7)} MB/s input ` +
+    `${r.secs.toFixed(1).padStart(6)} s  peak RSS ${r.rssMb.toFixed(0)} MB`;
+  const median = (xs: number[]): number => {
+    const v = [...xs].sort((a, b) => a - b);
+    return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
   };
-  const floor = report('decode floor (1 thr)', run('floor', 1));
-  const one = report('transform 1 thread', run('transform', 1));
-  const two = report('transform 2 threads', run('transform', 2));
+  const eps = { floor: [] as number[], one: [] as number[], two: [] as number[] };
+  const ratios = { perThread: [] as number[], scaling: [] as number[] };
+  const rss = { one: [] as number[], two: [] as number[] };
+  for (let r = 1; r <= rounds; r++) {
+    process.stdout.write(`round ${r}/${rounds}\n`);
+    const floor = run('floor', 1);
+    process.stdout.write(line('  decode floor (1 thr)', floor) + '\n');
+    const one = run('transform', 1);
+    process.stdout.write(line('  transform 1 thread', one) + '\n');
+    const two = run('transform', 2);
+    process.stdout.write(line('  transform 2 threads', two) + '\n');
+    const [f, o, t] = [floor, one, two].map((x) => x.events / x.secs) as [number, number, number];
+    eps.floor.push(f);
+    eps.one.push(o);
+    eps.two.push(t);
+    ratios.perThread.push(o / f);
+    ratios.scaling.push(t / o);
+    rss.one.push(one.rssMb);
+    rss.two.push(two.rssMb);
+  }
+  const k = (xs: number[]): string => `${(median(xs) / 1000).toFixed(1)} k events/s`;
   process.stdout.write(
-    `\ntransform/floor per thread: ${(one / floor).toFixed(2)} (target >= 0.5); 2 threads / 1 thread: ${(two / one).toFixed(2)} (target >= 1.8)\n`,
+    `\nmedians over ${rounds} round(s): floor ${k(eps.floor)}, transform 1 thread ${k(eps.one)}, 2 threads ${k(eps.two)}\n` +
+      `transform/floor per thread: ${median(ratios.perThread).toFixed(2)} (target >= 0.5; rounds ${ratios.perThread.map((x) => x.toFixed(2)).join(' ')})\n` +
+      `2 threads / 1 thread: ${median(ratios.scaling).toFixed(2)} (target >= 1.8; rounds ${ratios.scaling.map((x) => x.toFixed(2)).join(' ')})\n` +
+      `peak RSS: 1 thread ${Math.max(...rss.one).toFixed(0)} MB, 2 threads ${Math.max(...rss.two).toFixed(0)} MB (largest over the rounds)\n`,
   );
 }
 

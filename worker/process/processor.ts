@@ -117,6 +117,8 @@ export class ContinuousProcessor {
   private settings!: TransformSettings;
   private prepared!: PreparedTransform;
   private batch: Batch | null = null;
+  /** File mode: the previous batch, closed to input, waiting for its last tasks to commit. */
+  private closing: Batch | null = null;
   private stopping = false;
   private reloadRequested = false;
   private nextReload = 0;
@@ -245,7 +247,7 @@ export class ContinuousProcessor {
     }
     // Shutdown: commit what is in hand, let a running append finish, save.
     if (this.batch !== null) {
-      if (!(await this.commitBatch())) code = 1;
+      if (!(await this.commitBatch(this.batch))) code = 1;
     }
     await this.loader?.stop();
     await this.save();
@@ -264,22 +266,36 @@ export class ContinuousProcessor {
         this.metrics.lastLoopMs = Date.now();
         await this.maybeReload();
         if (Date.now() >= this.nextPoll) await this.poll();
-        const batch = this.batch;
-        if (batch !== null && (batch.failure !== null || this.batchDue())) {
-          // No more input for it; it is committed (or dropped) once its tasks are done.
-          if (batch.runningTasks === 0) await this.commitBatch();
-          else await this.sleep(this.nextPoll - Date.now());
+        // A closed batch takes no more input and commits once its last task is done,
+        // while free threads already work for the next batch (no idle tail per batch).
+        const closing = this.closing;
+        if (closing !== null && closing.runningTasks === 0) {
+          this.closing = null;
+          await this.commitBatch(closing);
           continue;
         }
-        const running = batch?.runningTasks ?? 0;
-        if (this.pending.length > 0 && running < this.threads) {
+        const batch = this.batch;
+        if (batch !== null && closing === null && (batch.failure !== null || this.batchDue())) {
+          this.closing = batch;
+          this.batch = null;
+          continue;
+        }
+        const running = (batch?.runningTasks ?? 0) + (closing?.runningTasks ?? 0);
+        const canTakeInput = batch === null || (batch.failure === null && !this.batchDue());
+        if (this.pending.length > 0 && running < this.threads && canTakeInput) {
           await this.dispatch(this.threads - running);
           continue;
         }
         const untilBatch = batch ? this.rotateMs - batch.ageMs() : Infinity;
         await this.sleep(Math.min(this.nextPoll - Date.now(), untilBatch, this.nextReload - Date.now()));
       }
-      // Stopping: the tasks in flight finish; runLocked then commits the batch.
+      // Stopping: the tasks in flight finish; the closed batch commits here, the open one in runLocked.
+      if (this.closing !== null) {
+        const closing = this.closing;
+        this.closing = null;
+        await closing.settle();
+        await this.commitBatch(closing);
+      }
       await this.batch?.settle();
     } finally {
       await this.pool.close();
@@ -344,7 +360,8 @@ export class ContinuousProcessor {
       if (f.writtenSec > this.metrics.newestSeenSec) this.metrics.newestSeenSec = f.writtenSec;
     }
     if (found.length > 0) this.pending.sort((a, b) => a.writtenSec - b.writtenSec || (a.key < b.key ? -1 : 1));
-    this.metrics.pendingFiles = this.pending.length + (this.batch?.inputs.length ?? 0);
+    this.metrics.pendingFiles =
+      this.pending.length + (this.batch?.inputs.length ?? 0) + (this.closing?.inputs.length ?? 0);
   }
 
   private batchDue(): boolean {
@@ -352,10 +369,9 @@ export class ContinuousProcessor {
     return b.ageMs() >= this.rotateMs || b.inputBytes >= this.batchBytes;
   }
 
-  /** Forgets the open batch; its inputs (and `extra`) are found again by the next (full) listing. */
-  private failBatch(reason: string, extra: string[] = []): void {
-    const batch = this.batch;
-    this.batch = null;
+  /** Forgets a batch; its inputs (and `extra`) are found again by the next (full) listing. */
+  private failBatch(batch: Batch | null, reason: string, extra: string[] = []): void {
+    if (batch !== null && this.batch === batch) this.batch = null;
     this.metrics.batchesAborted++;
     const keys = [...(batch?.inputs ?? []), ...extra];
     this.log('error', `batch ${batch?.id ?? '?'} dropped (${keys.length} input(s) will be read again): ${reason}`);
@@ -374,11 +390,10 @@ export class ContinuousProcessor {
     });
   }
 
-  /** Commits the open batch; false when that failed (its inputs will be read again). */
-  private async commitBatch(): Promise<boolean> {
-    const batch = this.batch as Batch;
+  /** Commits a batch (and forgets it); false when that failed (its inputs will be read again). */
+  private async commitBatch(batch: Batch): Promise<boolean> {
+    if (this.batch === batch) this.batch = null;
     if (batch.failure === null && batch.isEmpty()) {
-      this.batch = null;
       await batch.abort();
       return true;
     }
@@ -387,11 +402,10 @@ export class ContinuousProcessor {
       committed = await batch.commit(this.inputLocation);
     } catch (err) {
       const failed = batch.failure;
-      this.failBatch(failed ? failed.reason : `commit failed: ${(err as Error).message}`, failed?.keys ?? []);
+      this.failBatch(batch, failed ? failed.reason : `commit failed: ${(err as Error).message}`, failed?.keys ?? []);
       await batch.abort();
       return false;
     }
-    this.batch = null;
     const { manifest, key } = committed;
     this.checkpoint.addBatch(batch.id, batch.runtag, batch.inputs, this.loader ? key : null);
     this.afterCommit(manifest);
@@ -497,7 +511,7 @@ export class ContinuousProcessor {
         this.metrics.lastLoopMs = Date.now();
         await this.maybeReload();
         if (this.batch !== null && this.batchDue()) {
-          await this.commitBatch();
+          await this.commitBatch(this.batch);
           continue;
         }
         if (this.stdinLines.length > 0) {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { DEMO_CONFIG } from '../../helpers/replay-env.js';
 import { startS3Server } from '../../helpers/s3server.js';
 import { prng } from '../../../scripts/generate/edge-logs.js';
@@ -13,6 +13,8 @@ import { parseTableConfig } from '../../../worker/transform/schema.js';
 import {
   committedKeys,
   committedOutput,
+  killRunningProcessors,
+  type RunningProcessor,
   sleep,
   sortedEntries,
   startProcessor,
@@ -20,8 +22,9 @@ import {
   Truth,
   waitUntil,
   writeEdgeFile,
-  type RunningProcessor,
 } from './harness.js';
+
+after(killRunningProcessors);
 
 const schemas = parseTableConfig(readFileSync(DEMO_CONFIG, 'utf8'), DEMO_CONFIG);
 

@@ -24,6 +24,18 @@ export interface RunningProcessor {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+const running = new Set<ChildProcess>();
+
+/**
+ * SIGKILLs every processor still running: registered with `after()` by each
+ * test file, so a failed assertion never leaves one alive (its stderr pipe
+ * would keep the test file from ending).
+ */
+export function killRunningProcessors(): void {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
+}
+
 export function startProcessor(
   opts: Omit<ProcessOptions, 'stdin' | 'log' | 'onShutdownTimeout'>,
   env: Record<string, string> = {},
@@ -33,6 +45,8 @@ export function startProcessor(
     env: { ...process.env, ...env },
     stdio: [stdin, 'ignore', 'pipe'],
   });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let err = '';
   const listeners = new Set<() => void>();
   child.stderr?.setEncoding('utf8').on('data', (s: string) => {

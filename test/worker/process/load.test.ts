@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { createTableSql } from '../../../driver/warehouse/ddl.js';
 import { startPostgres } from '../../helpers/postgres.js';
 import { DEMO_CONFIG } from '../../helpers/replay-env.js';
@@ -13,6 +13,7 @@ import { parseTableConfig } from '../../../worker/transform/schema.js';
 import {
   committedKeys,
   committedOutput,
+  killRunningProcessors,
   readCheckpoint,
   sleep,
   sortedEntries,
@@ -22,6 +23,8 @@ import {
   waitUntil,
   writeEdgeFile,
 } from './harness.js';
+
+after(killRunningProcessors);
 
 const schemas = parseTableConfig(readFileSync(DEMO_CONFIG, 'utf8'), DEMO_CONFIG);
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 import { deflateRawSync, gzipSync } from 'node:zlib';
 import { DEMO_CONFIG } from '../../helpers/replay-env.js';
 import { salvageGzip } from '../../../worker/output/salvage.js';
@@ -13,6 +13,7 @@ import { parseTableConfig } from '../../../worker/transform/schema.js';
 import {
   committedKeys,
   committedOutput,
+  killRunningProcessors,
   sortedEntries,
   startProcessor,
   stopProcessor,
@@ -20,6 +21,8 @@ import {
   waitUntil,
   writeEdgeFile,
 } from './harness.js';
+
+after(killRunningProcessors);
 
 const schemas = parseTableConfig(readFileSync(DEMO_CONFIG, 'utf8'), DEMO_CONFIG);
 
