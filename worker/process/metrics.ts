@@ -24,6 +24,8 @@ export class ProcessMetrics {
   /** Newest input seen (listed or read), and newest input committed: write times in unix seconds. */
   newestSeenSec = 0;
   newestCommittedSec = 0;
+  /** Oldest input seen since start: before the first commit, the lag is measured from it. */
+  oldestSeenSec = 0;
   pendingFiles = 0;
   lastLoopMs = Date.now();
 
@@ -44,7 +46,9 @@ export class ProcessMetrics {
   /** Seconds the committed output is behind the newest input seen (0 when caught up). */
   lagSeconds(): number {
     if (this.newestSeenSec === 0) return 0;
-    return Math.max(0, this.newestSeenSec - this.newestCommittedSec);
+    // Nothing committed yet: everything seen is behind, back to the oldest input.
+    const base = this.newestCommittedSec > 0 ? this.newestCommittedSec : this.oldestSeenSec;
+    return Math.max(0, this.newestSeenSec - base);
   }
 
   render(): string {

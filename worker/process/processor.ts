@@ -358,6 +358,8 @@ export class ContinuousProcessor {
       this.queued.add(f.key);
       this.pending.push(f);
       if (f.writtenSec > this.metrics.newestSeenSec) this.metrics.newestSeenSec = f.writtenSec;
+      if (this.metrics.oldestSeenSec === 0 || f.writtenSec < this.metrics.oldestSeenSec)
+        this.metrics.oldestSeenSec = f.writtenSec;
     }
     if (found.length > 0) this.pending.sort((a, b) => a.writtenSec - b.writtenSec || (a.key < b.key ? -1 : 1));
     this.metrics.pendingFiles =
@@ -600,6 +602,7 @@ export class ContinuousProcessor {
     batch.lines += lines.length;
     batch.inputBytes += bytes;
     this.metrics.newestSeenSec = Math.floor(Date.now() / 1000);
+    if (this.metrics.oldestSeenSec === 0) this.metrics.oldestSeenSec = this.metrics.newestSeenSec;
     if (batch.writers.needsDrain()) {
       try {
         await batch.writers.drain();

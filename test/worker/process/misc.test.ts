@@ -8,6 +8,7 @@ import { DEMO_CONFIG } from '../../helpers/replay-env.js';
 import { salvageGzip } from '../../../worker/output/salvage.js';
 import { utcDate } from '../../../worker/process/checkpoint.js';
 import { encodeGlobLine } from '../../../worker/process/globs.js';
+import { ProcessMetrics } from '../../../worker/process/metrics.js';
 import { LocalStore } from '../../../worker/store/local.js';
 import { parseTableConfig } from '../../../worker/transform/schema.js';
 import {
@@ -175,4 +176,15 @@ test('stdin: edge lines and base64 globs (duplicates skipped), salvage of a torn
   assert.ok(kinds.includes('nontracked') && kinds.includes('quarantine'), kinds.join(','));
   const malformed = live.reduce((n, m) => n + (m.counts.malformedByReason.bad_glob ?? 0), 0);
   assert.equal(malformed, 1);
+});
+
+test('the lag before the first commit counts back to the oldest input seen, then to the newest committed', () => {
+  const m = new ProcessMetrics();
+  assert.equal(m.lagSeconds(), 0);
+  m.oldestSeenSec = 1_700_000_000;
+  m.newestSeenSec = 1_700_000_600;
+  assert.equal(m.lagSeconds(), 600);
+  m.newestCommittedSec = 1_700_000_500;
+  assert.equal(m.lagSeconds(), 100);
+  assert.match(m.render(), /^spade_lag_seconds 100$/m);
 });
