@@ -135,12 +135,12 @@ async function main(): Promise<void> {
   mkdirSync(join(inputDir, today, 'edge-asg'), { recursive: true });
   let linked = 0;
   let linkedEvents = 0;
-  let nextSec = Math.floor(Date.now() / 1000) - 3600;
+  // Keys carry the arrival time (as an edge's do), so the processor's lag metric is in real seconds.
   const feed = (count: number): void => {
+    const sec = Math.floor(Date.now() / 1000);
     for (let i = 0; i < count; i++) {
       const f = corpus.files[linked % corpus.files.length] as CorpusFile;
-      nextSec++;
-      linkSync(f.path, join(inputDir, today, 'edge-asg', `${nextSec}.bench${linked}.log.gz`));
+      linkSync(f.path, join(inputDir, today, 'edge-asg', `${sec}.bench${linked}.log.gz`));
       linked++;
       linkedEvents += perFileEvents;
     }

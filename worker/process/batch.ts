@@ -84,6 +84,8 @@ export class Batch {
   /** Set by the first task that failed: the batch can no longer be committed. */
   failure: { reason: string; keys: string[] } | null = null;
   private nextTask = 0;
+  /** Input keys of the running tasks. */
+  private readonly inFlight = new Set<string>();
   private readonly spoolDir: string;
   private readonly recordPath: string;
 
@@ -146,6 +148,7 @@ export class Batch {
     }>,
     onSettled: () => void,
   ): void {
+    for (const k of keys) this.inFlight.add(k);
     const done = task.then(
       (res) => {
         this.taskFiles.push(...res.files);
@@ -161,10 +164,17 @@ export class Batch {
       },
     );
     const entry = done.finally(() => {
+      for (const k of keys) this.inFlight.delete(k);
       this.running.delete(entry);
       onSettled();
     });
     this.running.add(entry);
+  }
+
+  /** Input keys taken by this batch and not committed yet: done or in a running task. */
+  *uncommittedKeys(): Iterable<string> {
+    yield* this.inputs;
+    yield* this.inFlight;
   }
 
   /** Pool tasks in flight. */

@@ -442,8 +442,11 @@ export class ContinuousProcessor {
   private advanceFloor(): void {
     if (this.newestCommittedDate === null) return;
     let floor = addDays(this.newestCommittedDate, -this.lookbackDays);
-    for (const f of this.pending) {
-      const d = datePrefixOf(f.key);
+    // Never past a key still to do: pending, or taken by a batch not committed yet (its
+    // tasks may fail, and the key must then be found again under its date prefix).
+    const open = [this.batch, this.closing].flatMap((b) => (b === null ? [] : [...b.uncommittedKeys()]));
+    for (const key of [...this.pending.map((f) => f.key), ...open]) {
+      const d = datePrefixOf(key);
       if (d !== null && d < floor) floor = d;
     }
     this.checkpoint.advanceFloor(floor);

@@ -36,12 +36,20 @@ export function emptyCounts(): OutcomeCounts {
   };
 }
 
+/**
+ * The outcome tally of `event` in `c`, created when missing. Own properties
+ * only: event names come from input data, and one named `__proto__` must get
+ * its own entry instead of reaching (and polluting) Object.prototype.
+ */
+export function eventTally(c: OutcomeCounts, event: string): Partial<Record<EventOutcome, number>> {
+  if (Object.hasOwn(c.events, event)) return c.events[event] as Partial<Record<EventOutcome, number>>;
+  const tally: Partial<Record<EventOutcome, number>> = {};
+  Object.defineProperty(c.events, event, { value: tally, enumerable: true, writable: true, configurable: true });
+  return tally;
+}
+
 export function addEvent(c: OutcomeCounts, event: string, outcome: EventOutcome): void {
-  let e = c.events[event];
-  if (e === undefined) {
-    e = {};
-    c.events[event] = e;
-  }
+  const e = eventTally(c, event);
   e[outcome] = (e[outcome] ?? 0) + 1;
 }
 
@@ -61,12 +69,8 @@ export function mergeCounts(into: OutcomeCounts, from: OutcomeCounts): OutcomeCo
     into.malformedByReason[reason] = (into.malformedByReason[reason] ?? 0) + n;
   }
   for (const [event, outcomes] of Object.entries(from.events)) {
+    const e = eventTally(into, event);
     for (const [outcome, n] of Object.entries(outcomes) as [EventOutcome, number][]) {
-      let e = into.events[event];
-      if (e === undefined) {
-        e = {};
-        into.events[event] = e;
-      }
       e[outcome] = (e[outcome] ?? 0) + n;
     }
   }

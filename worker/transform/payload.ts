@@ -234,21 +234,30 @@ function parsePayloadJson(text: string): RawEvent[] {
 // Per-event enrichment (SPEC "Per-event enrichment"). Mutates the freshly
 // parsed properties in place: they belong to this line only.
 
+/** Enriches one event's properties in place: `time`, `client_time`, `ip`, `user_agent`. */
+export function enrichProperties(edge: EdgeEvent, props: Properties): void {
+  // JSON never yields undefined, so `!== undefined` means "the key is present"
+  // (and none of these names exist on Object.prototype).
+  if (props.time !== undefined) props.client_time = props.time;
+  props.time = edge.receivedAtSec;
+  if (props.ip === undefined) props.ip = edge.clientIp;
+  if (props.user_agent === undefined && edge.userAgent !== undefined) props.user_agent = edge.userAgent;
+}
+
+/** The uuid of event `index` of a line: the edge's own for a single event, `<uuid>-<index>` in an array. */
+export function eventUuid(edge: EdgeEvent, index: number, count: number): string {
+  return count > 1 ? `${edge.uuid}-${index}` : edge.uuid;
+}
+
 export function enrichEvents(edge: EdgeEvent, raw: RawEvent[]): DecodedEvent[] {
-  const multi = raw.length > 1;
   const out = new Array<DecodedEvent>(raw.length);
   for (let i = 0; i < raw.length; i++) {
     const props = raw[i].properties;
-    // JSON never yields undefined, so `!== undefined` means "the key is present"
-    // (and none of these names exist on Object.prototype).
-    if (props.time !== undefined) props.client_time = props.time;
-    props.time = edge.receivedAtSec;
-    if (props.ip === undefined) props.ip = edge.clientIp;
-    if (props.user_agent === undefined && edge.userAgent !== undefined) props.user_agent = edge.userAgent;
+    enrichProperties(edge, props);
     out[i] = {
       name: raw[i].name,
       properties: props,
-      uuid: multi ? `${edge.uuid}-${i}` : edge.uuid,
+      uuid: eventUuid(edge, i, raw.length),
       receivedAtSec: edge.receivedAtSec,
     };
   }

@@ -6,8 +6,9 @@
  */
 import type { CompiledTable } from './columns.js';
 import { MalformedInput, parseEdgeLine } from './edge.js';
-import { addEvent, addMalformed, emptyCounts, type EventOutcome, type OutcomeCounts } from './outcomes.js';
-import { decodePayload, enrichEvents } from './payload.js';
+import { addEvent, addMalformed, emptyCounts, eventTally, type EventOutcome, type OutcomeCounts } from './outcomes.js';
+import type { RawEvent } from './payload.js';
+import { decodePayload, enrichProperties, eventUuid } from './payload.js';
 import type { Properties } from './values.js';
 
 /** Where rows and side outputs go (OutputWriters implements it). */
@@ -39,11 +40,25 @@ export interface ProcessorOptions {
   onParsed?: (p: ParsedEvent) => void;
 }
 
+interface TableState {
+  out: (string | null)[];
+  /** `counts.events[table.event]`. */
+  tally: Partial<Record<EventOutcome, number>>;
+}
+
+function newRow(table: CompiledTable): (string | null)[] {
+  return new Array<string | null>(table.columnNames.length).fill(null);
+}
+
 export class EventProcessor {
   readonly counts: OutcomeCounts = emptyCounts();
   private readonly pending: Promise<void>[] = [];
-  /** One reusable output array per table: rows are encoded synchronously by the sink. */
-  private readonly scratch = new Map<CompiledTable, (string | null)[]>();
+  /**
+   * Per table: a reusable output array (rows are encoded synchronously by the
+   * sink) and the table's entry in `counts.events`, so the hot path looks
+   * neither up by name.
+   */
+  private readonly tableState = new Map<CompiledTable, TableState>();
 
   constructor(
     private readonly opts: ProcessorOptions,
@@ -73,17 +88,17 @@ export class EventProcessor {
       return;
     }
     const counts = this.counts;
-    let events;
+    let edge;
+    let events: RawEvent[];
     try {
-      const edge = parseEdgeLine(line);
+      edge = parseEdgeLine(line);
       if (this.opts.payloadFilter !== undefined && !this.opts.payloadFilter(edge.data)) {
         counts.lines++;
         counts.filteredLines++;
         return;
       }
-      const raw = decodePayload(edge.data);
-      if (raw.length === 0) throw new MalformedInput('bad_payload_shape', 'payload holds no events');
-      events = enrichEvents(edge, raw);
+      events = decodePayload(edge.data);
+      if (events.length === 0) throw new MalformedInput('bad_payload_shape', 'payload holds no events');
     } catch (err) {
       const reason = err instanceof MalformedInput ? err.reason : 'internal_error';
       this.badLine(source, lineNo, reason, line);
@@ -93,7 +108,8 @@ export class EventProcessor {
     counts.decodedLines++;
     for (let j = 0; j < events.length; j++) {
       const ev = events[j]!;
-      this.processEvent(ev.name, ev.properties, ev.uuid, lineNo);
+      enrichProperties(edge, ev.properties);
+      this.processEvent(ev.name, ev.properties, eventUuid(edge, j, events.length), lineNo);
     }
   }
 
@@ -112,11 +128,12 @@ export class EventProcessor {
       }
       return;
     }
-    let out = this.scratch.get(table);
-    if (out === undefined) {
-      out = new Array<string | null>(table.columnNames.length).fill(null);
-      this.scratch.set(table, out);
+    let state = this.tableState.get(table);
+    if (state === undefined) {
+      state = { out: newRow(table), tally: eventTally(this.counts, table.event) };
+      this.tableState.set(table, state);
     }
+    const out = state.out;
     let errors: number | Promise<number>;
     try {
       errors = table.convert(properties, out);
@@ -126,21 +143,28 @@ export class EventProcessor {
       return;
     }
     if (typeof errors === 'number') {
-      this.emitRow(table, out, errors, uuid, lineNo);
+      this.emitRow(table, state.tally, out, errors, uuid, lineNo);
       return;
     }
-    // Slow path: a user-id lookup is in flight; give this row its own array.
-    const own = out;
-    this.scratch.delete(table);
+    // Slow path: a user-id lookup is in flight; the row keeps this array, the table gets a new one.
+    state.out = newRow(table);
+    const tally = state.tally;
     this.pending.push(
       errors.then(
-        (n) => this.emitRow(table, own, n, uuid, lineNo),
+        (n) => this.emitRow(table, tally, out, n, uuid, lineNo),
         (err: unknown) => this.badEvent(name, uuid, lineNo, err, properties),
       ),
     );
   }
 
-  private emitRow(table: CompiledTable, out: (string | null)[], errors: number, uuid: string, lineNo: number): void {
+  private emitRow(
+    table: CompiledTable,
+    tally: TableState['tally'],
+    out: (string | null)[],
+    errors: number,
+    uuid: string,
+    lineNo: number,
+  ): void {
     this.sink.writeRow(table.event, table.version, out);
     const outcome: EventOutcome = errors === 0 ? 'success' : 'skipped_column';
     if (this.opts.onParsed) {
@@ -148,7 +172,7 @@ export class EventProcessor {
       table.columnNames.forEach((c, k) => (columns[c] = out[k] ?? null));
       this.opts.onParsed({ event: table.event, version: table.version, uuid, outcome, columns, lineNo });
     }
-    addEvent(this.counts, table.event, outcome);
+    tally[outcome] = (tally[outcome] ?? 0) + 1;
   }
 
   private finish(event: string, version: number, uuid: string, outcome: EventOutcome, lineNo: number): void {
