@@ -11,9 +11,9 @@
  * after a hard kill start-up knows which batch a torn spool file belonged to
  * (salvage-spool.ts). Input files (file mode) are transformed by pool tasks
  * that write their own files, tagged `<batch-id>-t<n>`; the batch collects
- * their results, and commits only once every task of it has succeeded. After
- * a failure or a kill those files are named by no manifest, and their inputs
- * are read again.
+ * the results of the tasks that succeeded, and commits once none is running.
+ * A failed task adds nothing (its inputs are read again by a later task), and
+ * after a kill the files of uncommitted batches are named by no manifest.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -81,8 +81,6 @@ export class Batch {
   private readonly taskCounts = emptyCounts();
   /** Pool tasks still running; a batch is committed or dropped only once none is. */
   private readonly running = new Set<Promise<void>>();
-  /** Set by the first task that failed: the batch can no longer be committed. */
-  failure: { reason: string; keys: string[] } | null = null;
   private nextTask = 0;
   /** Input keys of the running tasks. */
   private readonly inFlight = new Set<string>();
@@ -136,8 +134,9 @@ export class Batch {
 
   /**
    * Tracks a pool task transforming `keys`: when it succeeds its files, counts
-   * and inputs join the batch; when it fails the batch is marked failed (its
-   * other inputs and `keys` must be read again).
+   * and inputs join the batch; when it fails, nothing of it does (a failed task
+   * reports no files, so whatever it uploaded is named by no manifest) and
+   * `onFailed` is told, so that its inputs are read again.
    */
   track(
     keys: string[],
@@ -147,6 +146,7 @@ export class Batch {
       inputErrors: { source: string; error: string }[];
     }>,
     onSettled: () => void,
+    onFailed: (keys: string[], reason: string) => void,
   ): void {
     for (const k of keys) this.inFlight.add(k);
     const done = task.then(
@@ -157,11 +157,7 @@ export class Batch {
         this.inputs.push(...keys);
         this.inputBytes += res.counts.inputBytes;
       },
-      (err: unknown) => {
-        const reason = err instanceof Error ? err.message : String(err);
-        if (this.failure === null) this.failure = { reason, keys: [...keys] };
-        else this.failure.keys.push(...keys);
-      },
+      (err: unknown) => onFailed(keys, err instanceof Error ? err.message : String(err)),
     );
     const entry = done.finally(() => {
       for (const k of keys) this.inFlight.delete(k);
@@ -201,7 +197,6 @@ export class Batch {
    */
   async commit(inputLocation: string): Promise<{ manifest: BatchManifest; key: string }> {
     await this.settle();
-    if (this.failure !== null) throw new Error(this.failure.reason);
     const files = [...(await this.writers.close()), ...this.taskFiles].sort((a, b) =>
       a.key < b.key ? -1 : a.key > b.key ? 1 : 0,
     );

@@ -17,6 +17,8 @@ export class ProcessMetrics {
   readonly filesUploaded = { rows: 0, nontracked: 0, quarantine: 0 };
   batchesCommitted = 0;
   batchesAborted = 0;
+  /** Pool tasks that failed to read an input (their inputs are read again). */
+  taskFailures = 0;
   globsDuplicate = 0;
   readonly reloads = { ok: 0, rejected: 0, unchanged: 0 };
   batchesLoaded = 0;
@@ -76,8 +78,11 @@ export class ProcessMetrics {
       Object.entries(this.filesUploaded).map(([k, n]) => [`{kind="${k}"}`, n]),
     );
     metric('spade_batches_committed_total', 'counter', 'Batches committed.', [['', this.batchesCommitted]]);
-    metric('spade_batches_aborted_total', 'counter', 'Batches dropped after an input read failure.', [
+    metric('spade_batches_aborted_total', 'counter', 'Batches dropped because their commit failed.', [
       ['', this.batchesAborted],
+    ]);
+    metric('spade_task_failures_total', 'counter', 'Transform tasks that failed to read an input (read again).', [
+      ['', this.taskFailures],
     ]);
     metric('spade_globs_duplicate_total', 'counter', 'Globs skipped as duplicates (stdin).', [
       ['', this.globsDuplicate],

@@ -129,6 +129,8 @@ export class ContinuousProcessor {
   private readonly pending: FoundFile[] = [];
   /** Keys queued, in the open batch, or committed since start: never queued twice. */
   private readonly queued = new Set<string>();
+  /** Input keys whose task failed, with the number of failures (cleared once committed). */
+  private readonly failedReads = new Map<string, number>();
   private nextPoll = 0;
   // Stdin mode
   private stdinLines: string[] = [];
@@ -275,13 +277,13 @@ export class ContinuousProcessor {
           continue;
         }
         const batch = this.batch;
-        if (batch !== null && closing === null && (batch.failure !== null || this.batchDue())) {
+        if (batch !== null && closing === null && this.batchDue()) {
           this.closing = batch;
           this.batch = null;
           continue;
         }
         const running = (batch?.runningTasks ?? 0) + (closing?.runningTasks ?? 0);
-        const canTakeInput = batch === null || (batch.failure === null && !this.batchDue());
+        const canTakeInput = batch === null || !this.batchDue();
         if (this.pending.length > 0 && running < this.threads && canTakeInput) {
           await this.dispatch(this.threads - running);
           continue;
@@ -316,9 +318,13 @@ export class ContinuousProcessor {
       const group: FoundFile[] = [];
       let bytes = 0;
       while (this.pending.length > 0 && group.length < TASK_MAX_FILES && (group.length === 0 || bytes < perTask)) {
+        // A file that failed before goes alone, so it cannot hold other files back again.
+        const suspect = this.failedReads.has((this.pending[0] as FoundFile).key);
+        if (suspect && group.length > 0) break;
         const f = this.pending.shift() as FoundFile;
         group.push(f);
         bytes += f.size;
+        if (suspect) break;
       }
       const task = (this.pool as TransformPool).run({
         settings: this.settings,
@@ -338,8 +344,27 @@ export class ContinuousProcessor {
           return res;
         }),
         () => this.wake(),
+        (keys, reason) => this.taskFailed(keys, reason),
       );
     }
+  }
+
+  /**
+   * A task failed (an input could not be read, not mere gzip damage): the batch
+   * goes on without it and its inputs are found again by the next full listing.
+   * Files that failed are retried one per task, each failure logged and counted.
+   */
+  private taskFailed(keys: string[], reason: string): void {
+    this.metrics.taskFailures++;
+    for (const k of keys) {
+      this.failedReads.set(k, (this.failedReads.get(k) ?? 0) + 1);
+      this.queued.delete(k);
+    }
+    const tries = keys.length === 1 ? ` (failure ${this.failedReads.get(keys[0] as string)} for it)` : '';
+    this.log('error', `transforming ${keys.length} input file(s) failed, they will be read again${tries}: ${reason}`);
+    this.follower?.forceSweep();
+    this.nextPoll = Math.min(this.nextPoll, Date.now() + this.pollMs);
+    this.wake();
   }
 
   private async poll(): Promise<void> {
@@ -395,7 +420,7 @@ export class ContinuousProcessor {
   /** Commits a batch (and forgets it); false when that failed (its inputs will be read again). */
   private async commitBatch(batch: Batch): Promise<boolean> {
     if (this.batch === batch) this.batch = null;
-    if (batch.failure === null && batch.isEmpty()) {
+    if (batch.isEmpty()) {
       await batch.abort();
       return true;
     }
@@ -403,8 +428,7 @@ export class ContinuousProcessor {
     try {
       committed = await batch.commit(this.inputLocation);
     } catch (err) {
-      const failed = batch.failure;
-      this.failBatch(batch, failed ? failed.reason : `commit failed: ${(err as Error).message}`, failed?.keys ?? []);
+      this.failBatch(batch, `commit failed: ${(err as Error).message}`);
       await batch.abort();
       return false;
     }
@@ -427,6 +451,7 @@ export class ContinuousProcessor {
     m.addCounts(manifest.counts);
     for (const f of manifest.files) m.filesUploaded[f.kind]++;
     for (const key of manifest.inputs) {
+      this.failedReads.delete(key);
       const sec = /\/(\d{9,11})\.[^/]*$/.exec(key);
       if (sec && Number(sec[1]) > m.newestCommittedSec) m.newestCommittedSec = Number(sec[1]);
       const date = datePrefixOf(key);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test, type TestContext } from 'node:test';
@@ -79,6 +79,37 @@ test('a corrupt config on reload is rejected and the processor keeps running on 
   assert.equal(await stopProcessor(proc), 0, proc.stderr());
   const got = await committedOutput(new LocalStore(d.out));
   assert.deepEqual(sortedEntries(got.rows), sortedEntries(truth.events), 'both files transformed with the old config');
+});
+
+test('an input that cannot be read fails alone: the other files are committed, it is retried and counted', async (t) => {
+  const d = dirs(t);
+  const base = Math.floor(Date.now() / 1000) - 600;
+  const edge = new LocalStore(d.edge);
+  const truth = new Truth();
+  // The oldest key, so it is dealt out first: reading it fails with EIO (not gzip damage).
+  const poisonKey = `${utcDate(base * 1000)}/edge-asg/${base - 100}.poison.log.gz`;
+  mkdirSync(join(d.edge, ...poisonKey.split('/').slice(0, -1)), { recursive: true });
+  symlinkSync('/proc/self/mem', join(d.edge, ...poisonKey.split('/')));
+  for (let i = 0; i < 6; i++) await writeEdgeFile(edge, schemas, base + i * 10, 300, 40 + i, truth);
+  const proc = startProcessor({
+    input: d.edge,
+    output: d.out,
+    stateDir: d.state,
+    config: DEMO_CONFIG,
+    rotateMinutes: 0.01,
+    pollSeconds: 0.2,
+    startDate: utcDate((base - 86_400) * 1000),
+    metricsPort: 0,
+  });
+  const [, url] = await proc.waitFor(/metrics on (http:\/\/\S+)\/metrics/);
+  await waitUntil('every readable file committed', () => committedKeys(d.state).length === 6);
+  await proc.waitFor(/input file\(s\) failed, they will be read again \(failure 2 for it\)/);
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  assert.match(metrics, /^spade_task_failures_total [2-9]/m);
+  assert.equal(await stopProcessor(proc), 0, proc.stderr());
+  assert.ok(!committedKeys(d.state).includes(poisonKey), 'the unreadable file is never committed');
+  const got = await committedOutput(new LocalStore(d.out));
+  assert.deepEqual(sortedEntries(got.rows), sortedEntries(truth.events));
 });
 
 /** A gzip file cut before its trailer: `complete` lines survive, the last (unterminated) line is torn. */
