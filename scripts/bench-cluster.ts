@@ -34,6 +34,7 @@ import { parseTableConfig, type TableSchema } from '../worker/transform/schema.j
 import { fixturesDir, repoRoot } from '../test/helpers/fixtures.js';
 import { startCluster, type PgServer } from '../test/helpers/postgres.js';
 import { startS3Server, type S3TestServer } from '../test/helpers/s3server.js';
+import { arg, positiveNumber, say } from './bench/args.js';
 import { cleanup, cleanups, onSignal, wasInterrupted } from './bench/cleanup.js';
 import { ensureCorpus, type Corpus } from './bench/corpus.js';
 import { runMeasured, type Measured } from './bench/measure.js';
@@ -62,22 +63,6 @@ const DB_NAME = 'spade_bench_cluster';
 const TOKEN_ENV = 'SPADE_BENCH_WORKER_TOKEN';
 /** Dispatch overhead the issue asks for: idle between tasks under 2% of nodes × run time. */
 const OVERHEAD_TARGET = 0.02;
-
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : dflt;
-}
-
-function positiveNumber(name: string, dflt: number, integer: boolean): number {
-  const v = Number(arg(name, String(dflt)));
-  if (!(v > 0) || (integer && !Number.isInteger(v)))
-    throw new Error(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got ${arg(name, '')}`);
-  return v;
-}
-
-function say(line: string): void {
-  process.stdout.write(line + '\n');
-}
 
 const fixtures = fixturesDir();
 const configPath = join(fixtures, 'spade', 'table_config.json');

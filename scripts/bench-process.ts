@@ -27,27 +27,12 @@ import { utcDate } from '../worker/process/checkpoint.js';
 import { parseTableConfig } from '../worker/transform/schema.js';
 import { fixturesDir, repoRoot } from '../test/helpers/fixtures.js';
 import { freePort } from '../test/helpers/ports.js';
+import { arg, positiveNumber, say } from './bench/args.js';
 import { cleanup, cleanups, onSignal } from './bench/cleanup.js';
 import { ensureCorpus, type CorpusFile } from './bench/corpus.js';
 import { rssProfile, runMeasured } from './bench/measure.js';
 
 const execFileP = promisify(execFile);
-
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : dflt;
-}
-
-function positive(name: string, dflt: number, integer = true): number {
-  const v = Number(arg(name, String(dflt)));
-  if (!(v > 0) || (integer && !Number.isInteger(v)))
-    throw new Error(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got ${arg(name, '')}`);
-  return v;
-}
-
-function say(line: string): void {
-  process.stdout.write(line + '\n');
-}
 
 interface Scrape {
   secs: number;
@@ -99,10 +84,10 @@ async function referenceRate(corpusDir: string, threads: number): Promise<{ eps:
 async function main(): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const minutes = positive('minutes', 10, false);
-  const threads = positive('threads', availableParallelism());
-  const mb = positive('mb', 1024);
-  const backlogFiles = positive('backlog-files', 48);
+  const minutes = positiveNumber('minutes', 10, false);
+  const threads = positiveNumber('threads', availableParallelism());
+  const mb = positiveNumber('mb', 1024);
+  const backlogFiles = positiveNumber('backlog-files', 48);
   const configPath = join(fixturesDir(), 'spade', 'table_config.json');
   const schemas = parseTableConfig(readFileSync(configPath, 'utf8'), configPath);
   const corpusDir = resolve(arg('corpus', join(tmpdir(), `spade-bench-replay-corpus-${mb}mb`)));

@@ -34,6 +34,7 @@ import type { TransformSettings } from '../worker/transform/setup.js';
 import { fixturesDir, repoRoot } from '../test/helpers/fixtures.js';
 import { startCluster, type PgServer } from '../test/helpers/postgres.js';
 import { startS3Server, type S3TestServer } from '../test/helpers/s3server.js';
+import { arg, positiveNumber, say } from './bench/args.js';
 import { cleanup, cleanups, onSignal, wasInterrupted } from './bench/cleanup.js';
 import { ensureCorpus, listCorpusFiles, type Corpus } from './bench/corpus.js';
 import { rssProfile, runMeasured, type Measured } from './bench/measure.js';
@@ -44,21 +45,6 @@ const MB = 1e6;
 const RUNTAG = 'bench';
 const DB_NAME = 'spade_bench';
 const BASELINE_SCHEMA = 'baseline';
-
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : dflt;
-}
-
-function positiveInt(name: string, dflt: number): number {
-  const v = Number(arg(name, String(dflt)));
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer, got ${arg(name, '')}`);
-  return v;
-}
-
-function say(line: string): void {
-  process.stdout.write(line + '\n');
-}
 
 const fixtures = fixturesDir();
 const configPath = join(fixtures, 'spade', 'table_config.json');
@@ -163,9 +149,9 @@ async function main(): Promise<void> {
   if (process.argv.includes('--child')) return transformChild();
   // The SDK's notice about future Node versions is noise in a benchmark's output.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const mb = positiveInt('mb', 1024);
-  const threads = positiveInt('threads', availableParallelism());
-  const poolsize = positiveInt('poolsize', 4);
+  const mb = positiveNumber('mb', 1024);
+  const threads = positiveNumber('threads', availableParallelism());
+  const poolsize = positiveNumber('poolsize', 4);
   const tablesArg = arg('tables', 'all');
   const skipTransformOnly = process.argv.includes('--skip-transform-only');
   const keep = process.argv.includes('--keep');

@@ -13,16 +13,12 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createGunzip } from 'node:zlib';
 import { LocalStore } from '../worker/store/local.js';
+import { arg } from './bench/args.js';
 import { parseTableConfig } from '../worker/transform/schema.js';
 import { generateEdgeLogs } from './generate/edge-logs.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const fixtures = process.env.SPADE_FIXTURES ?? resolve(root, '..', 'shared', 'fixtures');
-
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : dflt;
-}
 
 function listFiles(dir: string): string[] {
   const out: string[] = [];
