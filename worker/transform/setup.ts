@@ -30,17 +30,29 @@ export interface PreparedTransform {
   processorOptions: ProcessorOptions;
 }
 
+/**
+ * Prepared transforms by settings, most recently used last. Bounded: a
+ * long-lived processor re-reads its config, and every changed config would
+ * otherwise stay here for good, with its own GeoIP readers. Two entries cover a
+ * reload (tasks of the old config finish while new ones start).
+ */
 const cache = new Map<string, Promise<PreparedTransform>>();
+export const PREPARED_CACHE_SIZE = 2;
 
 export function prepareTransform(settings: TransformSettings): Promise<PreparedTransform> {
   const key = JSON.stringify(settings);
   let prepared = cache.get(key);
   if (prepared === undefined) {
     prepared = build(settings);
-    cache.set(key, prepared);
     // A failed setup must be retried by the next task, not remembered.
-    prepared.catch(() => cache.delete(key));
+    prepared.catch(() => {
+      if (cache.get(key) === prepared) cache.delete(key);
+    });
+  } else {
+    cache.delete(key); // re-inserted below as the most recent
   }
+  cache.set(key, prepared);
+  while (cache.size > PREPARED_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
   return prepared;
 }
 
