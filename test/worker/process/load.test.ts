@@ -54,22 +54,26 @@ test('continuous loading into PostgreSQL across SIGKILLs: row counts equal input
   const env = { PGPASSWORD: pg.password };
   const truth = new Truth();
   const FILES = 16;
-  const writing = (async () => {
-    for (let i = 0; i < FILES; i++) {
-      await writeEdgeFile(edge, schemas, base + i * 10, 300, 500 + i, truth);
+  let written = 0;
+  // Files keep arriving while each processor runs, so every one of them has something to load.
+  const writeSome = async (n: number): Promise<void> => {
+    for (let i = 0; i < n && written < FILES; i++, written++) {
+      await writeEdgeFile(edge, schemas, base + written * 10, 300, 500 + written, truth);
       await sleep(150);
     }
-  })();
+  };
   const rnd = prng(3);
   let proc = startProcessor(opts, env);
   for (let kill = 0; kill < 2; kill++) {
+    const writing = writeSome(5);
     await proc.waitFor(/loaded \d+ rows/);
     await sleep(Math.floor(rnd() * 600));
     proc.child.kill('SIGKILL');
     await proc.exited;
+    await writing;
     proc = startProcessor(opts, env);
   }
-  await writing;
+  await writeSome(FILES - written);
   await proc.waitFor(/following/);
   await waitUntil(
     'every input committed and loaded',
