@@ -7,8 +7,7 @@
 import type { CompiledTable } from './columns.js';
 import { MalformedInput, parseEdgeLine } from './edge.js';
 import { addEvent, addMalformed, emptyCounts, eventTally, type EventOutcome, type OutcomeCounts } from './outcomes.js';
-import type { RawEvent } from './payload.js';
-import { decodePayload, enrichProperties, eventUuid } from './payload.js';
+import { decodePayload, enrichProperties, eventUuid, type RawEvent } from './payload.js';
 import type { Properties } from './values.js';
 
 /** Where rows and side outputs go (OutputWriters implements it). */
