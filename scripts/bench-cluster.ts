@@ -30,11 +30,12 @@ import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 import { createTableSql } from '../driver/warehouse/ddl.js';
 import { S3Store } from '../worker/store/s3.js';
-import { parseTableConfig, type TableSchema } from '../worker/transform/schema.js';
+import { parseTableConfig } from '../worker/transform/schema.js';
 import { fixturesDir, repoRoot } from '../test/helpers/fixtures.js';
-import { startCluster, type PgServer } from '../test/helpers/postgres.js';
+import { startCluster } from '../test/helpers/postgres.js';
 import { startS3Server, type S3TestServer } from '../test/helpers/s3server.js';
 import { arg, positiveNumber, say } from './bench/args.js';
+import { countRows, latestSchemas, selectTables } from './bench/tables.js';
 import { cleanup, cleanups, onSignal, wasInterrupted } from './bench/cleanup.js';
 import { ensureCorpus, type Corpus } from './bench/corpus.js';
 import { runMeasured, type Measured } from './bench/measure.js';
@@ -88,20 +89,6 @@ interface RunResult {
   nodeTasks: DaemonTask[][];
   schedule: Schedule | null;
   output: RunOutput;
-}
-
-/** The newest version of each table's schema: what the replay creates. */
-function latestSchemas(schemas: TableSchema[], tables: string[]): TableSchema[] {
-  return tables.map((t) => schemas.filter((s) => s.event === t).sort((a, b) => b.version - a.version)[0]!);
-}
-
-async function countRows(pg: PgServer, db: string, schema: string, tables: string[]): Promise<number> {
-  let total = 0;
-  for (const t of tables) {
-    const r = await pg.query<{ n: string }>(db, `SELECT count(*) AS n FROM "${schema}"."${t.replace(/"/g, '""')}"`);
-    total += Number(r[0]!.n);
-  }
-  return total;
 }
 
 const f1 = (n: number): string => n.toFixed(1);
@@ -267,20 +254,7 @@ async function main(): Promise<void> {
   if (!existsSync(spade)) throw new Error(`${spade} not built: run npx tsc -p . first`);
 
   const schemas = parseTableConfig(readFileSync(configPath, 'utf8'), configPath);
-  const known = [...new Set(schemas.map((s) => s.event))].sort();
-  const tables =
-    tablesArg === 'all'
-      ? known
-      : [
-          ...new Set(
-            tablesArg
-              .split(',')
-              .map((t) => t.trim())
-              .filter(Boolean),
-          ),
-        ].sort();
-  const unknown = tables.filter((t) => !known.includes(t));
-  if (unknown.length) throw new Error(`--tables: not in ${configPath}: ${unknown.join(', ')}`);
+  const tables = selectTables(schemas, tablesArg, configPath);
   const tablesArgs = tablesArg === 'all' ? ['--all-tables'] : tables;
   const halfThreads = Math.max(1, Math.floor(threads / 2));
 

@@ -29,12 +29,13 @@ import { createTableSql } from '../driver/warehouse/ddl.js';
 import { createTransformPool } from '../worker/pool/pool.js';
 import { S3Store } from '../worker/store/s3.js';
 import { emptyCounts, mergeCounts, type OutcomeCounts } from '../worker/transform/outcomes.js';
-import { parseTableConfig, type TableSchema } from '../worker/transform/schema.js';
+import { parseTableConfig } from '../worker/transform/schema.js';
 import type { TransformSettings } from '../worker/transform/setup.js';
 import { fixturesDir, repoRoot } from '../test/helpers/fixtures.js';
-import { startCluster, type PgServer } from '../test/helpers/postgres.js';
+import { startCluster } from '../test/helpers/postgres.js';
 import { startS3Server, type S3TestServer } from '../test/helpers/s3server.js';
 import { arg, positiveNumber, say } from './bench/args.js';
+import { countRows, latestSchemas, selectTables } from './bench/tables.js';
 import { cleanup, cleanups, onSignal, wasInterrupted } from './bench/cleanup.js';
 import { ensureCorpus, listCorpusFiles, type Corpus } from './bench/corpus.js';
 import { rssProfile, runMeasured, type Measured } from './bench/measure.js';
@@ -108,11 +109,6 @@ async function transformChild(): Promise<void> {
   say(JSON.stringify(result));
 }
 
-/** The newest version of each table's schema: what the replay creates. */
-function latestSchemas(schemas: TableSchema[], tables: string[]): TableSchema[] {
-  return tables.map((t) => schemas.filter((s) => s.event === t).sort((a, b) => b.version - a.version)[0]!);
-}
-
 /** Every `rows` file named by the run's success manifests, and the merged counts. */
 async function readRunOutput(out: S3Store): Promise<{
   counts: OutcomeCounts;
@@ -134,15 +130,6 @@ async function readRunOutput(out: S3Store): Promise<{
   return { counts, files };
 }
 
-async function countRows(pg: PgServer, db: string, schema: string, tables: string[]): Promise<number> {
-  let total = 0;
-  for (const t of tables) {
-    const r = await pg.query<{ n: string }>(db, `SELECT count(*) AS n FROM "${schema}"."${t.replace(/"/g, '""')}"`);
-    total += Number(r[0]!.n);
-  }
-  return total;
-}
-
 const f1 = (n: number): string => n.toFixed(1);
 
 async function main(): Promise<void> {
@@ -161,20 +148,7 @@ async function main(): Promise<void> {
   if (!existsSync(spade)) throw new Error(`${spade} not built: run npx tsc -p . first`);
 
   const schemas = parseTableConfig(readFileSync(configPath, 'utf8'), configPath);
-  const known = [...new Set(schemas.map((s) => s.event))].sort();
-  const tables =
-    tablesArg === 'all'
-      ? known
-      : [
-          ...new Set(
-            tablesArg
-              .split(',')
-              .map((t) => t.trim())
-              .filter(Boolean),
-          ),
-        ].sort();
-  const unknown = tables.filter((t) => !known.includes(t));
-  if (unknown.length) throw new Error(`--tables: not in ${configPath}: ${unknown.join(', ')}`);
+  const tables = selectTables(schemas, tablesArg, configPath);
 
   const loadAtStart = loadavg()[0]!.toFixed(1);
   const corpus: Corpus = await ensureCorpus(corpusDir, mb, schemas, say);
