@@ -27,13 +27,6 @@ export interface RawEvent {
   properties: Properties;
 }
 
-export interface DecodedEvent {
-  name: string;
-  properties: Properties;
-  uuid: string;
-  receivedAtSec: number;
-}
-
 /** Decodes an edge `data` string into its events. Throws MalformedInput. */
 export function decodePayload(data: string): RawEvent[] {
   const bytes = decodeBase64(urlQueryUnescape(data));
@@ -247,19 +240,4 @@ export function enrichProperties(edge: EdgeEvent, props: Properties): void {
 /** The uuid of event `index` of a line: the edge's own for a single event, `<uuid>-<index>` in an array. */
 export function eventUuid(edge: EdgeEvent, index: number, count: number): string {
   return count > 1 ? `${edge.uuid}-${index}` : edge.uuid;
-}
-
-export function enrichEvents(edge: EdgeEvent, raw: RawEvent[]): DecodedEvent[] {
-  const out = new Array<DecodedEvent>(raw.length);
-  for (let i = 0; i < raw.length; i++) {
-    const props = raw[i].properties;
-    enrichProperties(edge, props);
-    out[i] = {
-      name: raw[i].name,
-      properties: props,
-      uuid: eventUuid(edge, i, raw.length),
-      receivedAtSec: edge.receivedAtSec,
-    };
-  }
-  return out;
 }

@@ -2,10 +2,33 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { MalformedInput, parseEdgeLine, type EdgeEvent } from '../../../worker/transform/edge.js';
-import { decodeBase64, decodePayload, enrichEvents, urlQueryUnescape } from '../../../worker/transform/payload.js';
+import {
+  decodeBase64,
+  decodePayload,
+  enrichProperties,
+  eventUuid,
+  urlQueryUnescape,
+  type RawEvent,
+} from '../../../worker/transform/payload.js';
 import { ExactInteger } from '../../../worker/transform/values.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { prng } from '../../../scripts/generate/edge-logs.js';
+
+/** What the processor does with each event of a line: enrichment in place, and its uuid. */
+function enrichEvents(
+  edge: EdgeEvent,
+  raw: RawEvent[],
+): { name: string; properties: RawEvent['properties']; uuid: string; receivedAtSec: number }[] {
+  return raw.map((e, i) => {
+    enrichProperties(edge, e.properties);
+    return {
+      name: e.name,
+      properties: e.properties,
+      uuid: eventUuid(edge, i, raw.length),
+      receivedAtSec: edge.receivedAtSec,
+    };
+  });
+}
 
 function fixture(name: string): string {
   return readFileSync(fixturePath(`spade/${name}`), 'utf8').replace(/\r?\n$/, '');
