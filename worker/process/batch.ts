@@ -105,6 +105,9 @@ export class Batch {
 
   static async open(opts: BatchOptions): Promise<Batch> {
     const batch = new Batch(opts);
+    // Only stdin rows are written on this thread (file input goes to pool tasks, which
+    // spool on their own): a file-mode batch has nothing to salvage after a kill.
+    if (opts.mode !== 'stdin') return batch;
     await mkdir(batch.spoolDir, { recursive: true, mode: 0o700 });
     const record: SpoolRecord = {
       batch: batch.id,
