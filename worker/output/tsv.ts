@@ -58,17 +58,33 @@ function escapeFrom(value: string, first: number): string {
 
 /**
  * Encodes one row: fields joined by TAB, ended by LF. `null` and `''` are both
- * written as an empty field (both load as NULL).
+ * written as an empty field (both load as NULL). Where `plainColumns[i]` is
+ * true the caller guarantees field i holds nothing to escape (a number, a
+ * timestamp) and it is not scanned.
  */
-export function encodeRow(fields: readonly (string | null)[]): string {
+export function encodeRow(fields: readonly (string | null)[], plainColumns?: readonly boolean[]): string {
   const n = fields.length;
-  let line = '';
   for (let i = 0; i < n; i++) {
+    const f = fields[i];
+    if (f && (plainColumns === undefined || !plainColumns[i]) && encodeField(f) !== f) {
+      return encodeRowFrom(fields, i) + '\n';
+    }
+  }
+  // Nothing to escape (the common case): join copies every field once into one
+  // flat string (null joins as ''), where += would allocate a string per field.
+  return fields.join('\t') + '\n';
+}
+
+/** Slow path of encodeRow: fields before `first` need no escaping. */
+function encodeRowFrom(fields: readonly (string | null)[], first: number): string {
+  const n = fields.length;
+  let line = fields.slice(0, first).join('\t');
+  for (let i = first; i < n; i++) {
     if (i !== 0) line += '\t';
     const f = fields[i];
     if (f) line += encodeField(f);
   }
-  return line + '\n';
+  return line;
 }
 
 /**

@@ -603,7 +603,12 @@ export class OutputWriters {
   }
 
   /** Hot path: appends one row to the (event, version) table's output. */
-  writeRow(event: string, version: number, fields: readonly (string | null)[]): void {
+  writeRow(
+    event: string,
+    version: number,
+    fields: readonly (string | null)[],
+    plainColumns?: readonly boolean[],
+  ): void {
     let series = this.lastSeries;
     if (series === null || event !== this.lastEvent || version !== this.lastVersion) {
       series = this.seriesFor(event, version);
@@ -611,7 +616,7 @@ export class OutputWriters {
       this.lastEvent = event;
       this.lastVersion = version;
     }
-    series.append(encodeRow(fields));
+    series.append(encodeRow(fields, plainColumns));
   }
 
   /**

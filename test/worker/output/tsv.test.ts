@@ -56,6 +56,12 @@ describe('encodeRow', () => {
     const line = encodeRow(['\t\t', '\\', '\n', '\\\t']);
     assert.deepEqual(decodeRow(line), ['\t\t', '\\', '\n', '\\\t']);
   });
+  it('escapes every field not marked plain, wherever the first escape is', () => {
+    const plain = [true, false, false, true, false];
+    assert.equal(encodeRow(['12', null, 'a\tb', '3.5', 'c\\'], plain), '12\t\ta\\\tb\t3.5\tc\\\\\n');
+    assert.equal(encodeRow(['12', 'x\n', '', '-1', 'ok'], plain), '12\tx\\\n\t\t-1\tok\n');
+    assert.equal(encodeRow(['12', 'x', '', '-1', 'ok'], plain), '12\tx\t\t-1\tok\n');
+  });
 });
 
 describe('decodeRow', () => {

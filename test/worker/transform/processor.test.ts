@@ -59,3 +59,68 @@ test('event names from the data never reach Object.prototype through the outcome
   assert.deepEqual({ ...merged.events.__proto__ }, { untracked: 2 });
   assert.equal(probe.untracked, undefined);
 });
+
+test('columns and non-tracked output see the per-event enrichment (time, client_time, ip, user_agent)', () => {
+  const col = (name: string, transformer: string, options = '') => ({
+    InboundName: name,
+    OutboundName: name,
+    Transformer: transformer,
+    ColumnCreationOptions: options,
+  });
+  const config = JSON.stringify([
+    {
+      EventName: 'ev',
+      Columns: [
+        col('time', 'f@timestamp@unix-utc'),
+        col('client_time', 'f@timestamp@unix-utc'),
+        col('ip', 'varchar', '(40)'),
+        col('user_agent', 'varchar', '(100)'),
+      ],
+    },
+  ]);
+  const table = compileSchema(parseTableConfig(config, 'inline')[0]!, {});
+  const sink = new CollectingSink();
+  const processor = new EventProcessor({ tables: new Map([[table.event, table]]) }, sink);
+  const line = (payload: unknown, userAgent?: string): string =>
+    JSON.stringify({
+      receivedAt: '2023-11-08T12:00:00.750Z',
+      clientIp: '10.0.0.1',
+      uuid: 'u1',
+      data: Buffer.from(JSON.stringify(payload)).toString('base64'),
+      ...(userAgent === undefined ? {} : { userAgent }),
+    });
+  processor.processLines(
+    [
+      // time moves to client_time; the edge's ip and user agent fill the gaps.
+      line({ event: 'ev', properties: { time: 1699000000 } }, 'edge-agent'),
+      // The event's own ip and user_agent win; its client_time stays when it has no time.
+      line({ event: 'ev', properties: { client_time: 1699000001, ip: '1.2.3.4', user_agent: 'own' } }, 'edge-agent'),
+      // Nothing to take from the edge: no user agent anywhere.
+      line({ event: 'ev', properties: {} }),
+      line({ event: 'other', properties: { time: 5 } }, 'edge-agent'),
+    ],
+    1,
+    'test',
+  );
+  const receivedAt = '2023-11-08 12:00:00';
+  assert.deepEqual(
+    sink.rows.map((r) => r.fields),
+    [
+      [receivedAt, '2023-11-03 08:26:40', '10.0.0.1', 'edge-agent'],
+      [receivedAt, '2023-11-03 08:26:41', '1.2.3.4', 'own'],
+      [receivedAt, null, '10.0.0.1', null],
+    ],
+  );
+  // The decoded objects were not rewritten for the rows, but kept output shows the enriched event.
+  assert.deepEqual(sink.nonTracked, [
+    {
+      event: 'other',
+      properties: {
+        time: Math.floor(Date.parse('2023-11-08T12:00:00Z') / 1000),
+        client_time: 5,
+        ip: '10.0.0.1',
+        user_agent: 'edge-agent',
+      },
+    },
+  ]);
+});
