@@ -64,27 +64,17 @@ function escapeFrom(value: string, first: number): string {
  */
 export function encodeRow(fields: readonly (string | null)[], plainColumns?: readonly boolean[]): string {
   const n = fields.length;
+  // A copy only for rows with something to escape; join then copies every field
+  // once into one flat string (null joins as ''), where += would allocate a
+  // string per field.
+  let escaped: (string | null)[] | null = null;
   for (let i = 0; i < n; i++) {
     const f = fields[i];
-    if (f && (plainColumns === undefined || !plainColumns[i]) && encodeField(f) !== f) {
-      return encodeRowFrom(fields, i) + '\n';
-    }
+    if (!f || (plainColumns !== undefined && plainColumns[i])) continue;
+    const e = encodeField(f);
+    if (e !== f) (escaped ??= fields.slice())[i] = e;
   }
-  // Nothing to escape (the common case): join copies every field once into one
-  // flat string (null joins as ''), where += would allocate a string per field.
-  return fields.join('\t') + '\n';
-}
-
-/** Slow path of encodeRow: fields before `first` need no escaping. */
-function encodeRowFrom(fields: readonly (string | null)[], first: number): string {
-  const n = fields.length;
-  let line = fields.slice(0, first).join('\t');
-  for (let i = first; i < n; i++) {
-    if (i !== 0) line += '\t';
-    const f = fields[i];
-    if (f) line += encodeField(f);
-  }
-  return line;
+  return (escaped ?? fields).join('\t') + '\n';
 }
 
 /**
