@@ -339,6 +339,75 @@ describe('GeoIP columns', () => {
       assert.deepEqual(out, expected);
     }
   });
+
+  it('marks as plain only columns whose text never needs TSV escaping', () => {
+    // The row encoder trusts plainColumns and skips the escape scan for them.
+    const transformers = [
+      ['int', ''],
+      ['bigint', ''],
+      ['float', ''],
+      ['bool', ''],
+      ['f@timestamp@unix', ''],
+      ['f@timestamp@unix-utc', ''],
+      ['f@timestamp@2006-01-02\t15:04:05\\', ''],
+      ['f@timestamp@Jan _2 15:04:05.000 MST 2006', ''],
+      ['ipAsnInteger', ''],
+      ['stringToIntegerMD5', ''],
+      ['varchar', '(64)'],
+      ['ipCity', ''],
+      ['ipAsn', ''],
+    ];
+    const config = [
+      {
+        EventName: 'plain',
+        Columns: transformers.map(([t, o], i) => ({
+          InboundName: 'v',
+          OutboundName: `c${i}`,
+          Transformer: t,
+          ColumnCreationOptions: o,
+        })),
+      },
+    ];
+    const compiled = compileSchema(parseTableConfig(JSON.stringify(config), 'test')[0]!, { geoip });
+    assert.deepEqual(
+      transformers.filter((_, i) => compiled.plainColumns[i]).map(([t]) => t),
+      transformers.slice(0, 10).map(([t]) => t),
+    );
+    const values: unknown[] = [
+      'a\tb\nc\\d\r\0',
+      '2023-11-05\t01:30:00\\',
+      'Nov  5 01:30:00.250 PST 2023',
+      '2023-11-05 01:30:00',
+      '81.2.69.142',
+      '1.128.0.1',
+      '-12',
+      '1e3',
+      'NaN',
+      1.5e-7,
+      -0,
+      1e21,
+      1699145100.25,
+      2 ** 53 + 2,
+      true,
+      new ExactInteger('9223372036854775807'),
+      new ExactInteger('-12345678901234567890'),
+    ];
+    const out: (string | null)[] = [];
+    let plainTexts = 0;
+    for (const v of values) {
+      compiled.convert({ v }, out);
+      out.forEach((text, i) => {
+        if (!compiled.plainColumns[i] || text === null) return;
+        plainTexts++;
+        assert.doesNotMatch(
+          text,
+          /[\t\n\r\\\0]/,
+          `${transformers[i]![0]} of ${String(v)} gave ${JSON.stringify(text)}`,
+        );
+      });
+    }
+    assert.ok(plainTexts > 20, `the values exercised the plain columns (${plainTexts} texts)`);
+  });
 });
 
 describe('compileSchema', () => {
