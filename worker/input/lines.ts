@@ -147,7 +147,7 @@ export interface ReadLinesOptions {
   source: string;
   /** Longer lines are reported as `line_too_long` (default 64 MiB). */
   maxLineBytes?: number;
-  /** Approximate bytes of line text per onBatch call (default 1 MiB). */
+  /** Bytes of line text at which a batch is handed over (default 1 MiB); a batch also ends with each input chunk. */
   batchBytes?: number;
 }
 
