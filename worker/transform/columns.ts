@@ -458,6 +458,7 @@ export function compileSchema(schema: TableSchema, deps: TransformDeps): Compile
       if (slot !== undefined) vals[slot] = props[key];
     }
     if (edge !== undefined) {
+      // The rule of payload.ts enrichProperties, applied to the slots.
       if (clientTimeSlot >= 0 && vals[timeSlot] !== undefined) vals[clientTimeSlot] = vals[timeSlot];
       if (timeSlot >= 0) vals[timeSlot] = edge.receivedAtSec;
       if (ipSlot >= 0 && vals[ipSlot] === undefined) vals[ipSlot] = edge.clientIp;

@@ -227,7 +227,11 @@ function parsePayloadJson(text: string): RawEvent[] {
 // Per-event enrichment (SPEC "Per-event enrichment"). Mutates the freshly
 // parsed properties in place: they belong to this line only.
 
-/** Enriches one event's properties in place: `time`, `client_time`, `ip`, `user_agent`. */
+/**
+ * Enriches one event's properties in place: `time`, `client_time`, `ip`, `user_agent`.
+ * Used for outputs that keep the properties; columns read the same rule through
+ * the edge instead (columns.ts `convert`; a test checks the two agree).
+ */
 export function enrichProperties(edge: EdgeEvent, props: Properties): void {
   // JSON never yields undefined, so `!== undefined` means "the key is present"
   // (and none of these names exist on Object.prototype).

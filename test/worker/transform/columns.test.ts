@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { compileSchema, type CompiledTable, type TransformDeps } from '../../../worker/transform/columns.js';
 import { openGeoIp, type GeoIp } from '../../../worker/transform/geoip.js';
 import { UserIdMapper } from '../../../worker/transform/mapping.js';
+import { enrichProperties } from '../../../worker/transform/payload.js';
 import { parseTableConfig } from '../../../worker/transform/schema.js';
 import { ExactInteger, type Properties } from '../../../worker/transform/values.js';
 import { fixturePath } from '../../helpers/fixtures.js';
@@ -494,6 +495,70 @@ describe('compileSchema', () => {
     );
     assert.deepEqual(out, ['c', 't', 'p']);
     assert.equal(convertOne(compiled, 'plain'), 'plain');
+  });
+
+  it('reads through the edge exactly what enrichProperties would have written', () => {
+    // The SPEC's enrichment rule lives twice: enrichProperties (outputs that keep the
+    // properties) and convert's edge patching (columns). They must agree.
+    const names = ['time', 'client_time', 'ip', 'user_agent'];
+    const config = [
+      {
+        EventName: 'e',
+        // The float column sees the receive time (a number) that varchar rejects.
+        Columns: [...names.map((n) => [n, n, 'varchar']), ['time', 'time_float', 'float']].map(
+          ([inbound, outbound, transformer]) => ({
+            InboundName: inbound,
+            OutboundName: outbound,
+            Transformer: transformer,
+            ColumnCreationOptions: '',
+          }),
+        ),
+      },
+    ];
+    const compiled = compileSchema(parseTableConfig(JSON.stringify(config), 'test')[0]!, {});
+    const onlyTime = compileSchema(
+      parseTableConfig(
+        JSON.stringify([
+          {
+            EventName: 'e',
+            Columns: [
+              { InboundName: 'client_time', OutboundName: 'ct', Transformer: 'varchar', ColumnCreationOptions: '' },
+            ],
+          },
+        ]),
+        'test',
+      )[0]!,
+      {},
+    );
+    const present: Record<string, unknown> = {
+      time: 'own-time',
+      client_time: 'own-ct',
+      ip: 'own-ip',
+      user_agent: 'own-ua',
+    };
+    let cases = 0;
+    for (const userAgent of [undefined, 'edge-ua']) {
+      const edge = { receivedAtSec: 1699145100, clientIp: '10.0.0.1', uuid: 'u', data: '', userAgent };
+      for (let mask = 0; mask < 16; mask++) {
+        for (const value of ['present', null] as const) {
+          const props: Properties = {};
+          names.forEach((n, k) => {
+            if (mask & (1 << k)) props[n] = value === null ? null : present[n];
+          });
+          const enriched = { ...props };
+          enrichProperties(edge, enriched);
+          for (const table of [compiled, onlyTime]) {
+            const viaEdge: (string | null)[] = [];
+            const viaEnriched: (string | null)[] = [];
+            table.convert({ ...props }, viaEdge, edge);
+            table.convert(enriched, viaEnriched);
+            assert.deepEqual(viaEdge, viaEnriched, `${JSON.stringify(props)} userAgent ${userAgent}`);
+            cases++;
+          }
+        }
+      }
+    }
+    assert.equal(cases, 128);
   });
 });
 
