@@ -395,7 +395,8 @@ class Uploads {
    * True when an event is sure to come: a 'drain' from a stream whose write
    * returned false, or the end of an upload whose stream is ended (spooled
    * files waiting for a slot are ended). (Bytes in streams that promise
-   * neither are bounded by zlib's buffers per file.)
+   * neither are below each body stream's highWaterMark: its last write
+   * returned true.)
    */
   private somethingToWaitFor(): boolean {
     for (const p of this.live) if (p.ended || p.body.writableNeedDrain) return true;
