@@ -107,6 +107,11 @@ export interface TableRowWriter {
   writeRow(fields: readonly (string | null)[]): void;
 }
 
+/** Orders written files by key, as close() returns them. */
+export function byKey(a: WrittenFile, b: WrittenFile): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
 export const DEFAULT_ROTATE_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_GZIP_LEVEL = 1;
 export const DEFAULT_MAX_PENDING_BYTES = 8 * 1024 * 1024;
@@ -678,7 +683,7 @@ export class OutputWriters {
     }
     await this.uploads.settleAll();
     if (this.uploads.failure) throw this.uploads.failure;
-    return [...this.uploads.written].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return [...this.uploads.written].sort(byKey);
   }
 
   /** Drops buffered rows and cancels unfinished uploads (no partial file is left). Never rejects. */

@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OutputWriters, type WrittenFile } from '../output/writers.js';
+import { byKey, OutputWriters, type WrittenFile } from '../output/writers.js';
 import type { ObjectStore } from '../store/objectstore.js';
 import { emptyCounts, mergeCounts, type OutcomeCounts } from '../transform/outcomes.js';
 import { EventProcessor, type ProcessorOptions } from '../transform/processor.js';
@@ -200,9 +200,7 @@ export class Batch {
    */
   async commit(inputLocation: string): Promise<{ manifest: BatchManifest; key: string }> {
     await this.settle();
-    const files = [...(await this.writers.close()), ...this.taskFiles].sort((a, b) =>
-      a.key < b.key ? -1 : a.key > b.key ? 1 : 0,
-    );
+    const files = [...(await this.writers.close()), ...this.taskFiles].sort(byKey);
     const manifest: BatchManifest = {
       runtag: this.runtag,
       partition: this.id,

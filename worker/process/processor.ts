@@ -33,7 +33,7 @@ import { formatCounts } from '../transform/outcomes.js';
 import { prepareTransform, type PreparedTransform, type TransformSettings } from '../transform/setup.js';
 import { Batch, MANIFEST_KIND, type BatchManifest } from './batch.js';
 import { addDays, Checkpoint, datePrefixOf, dateRange, utcDate } from './checkpoint.js';
-import { InputFollower, type FoundFile } from './follow-s3.js';
+import { compareFound, InputFollower, type FoundFile } from './follow-s3.js';
 import { decodeGlobLine, GlobDedup, isGlobLine } from './globs.js';
 import { ContinuousLoader } from './loader.js';
 import { ProcessMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
@@ -386,7 +386,7 @@ export class ContinuousProcessor {
       if (this.metrics.oldestSeenSec === 0 || f.writtenSec < this.metrics.oldestSeenSec)
         this.metrics.oldestSeenSec = f.writtenSec;
     }
-    if (found.length > 0) this.pending.sort((a, b) => a.writtenSec - b.writtenSec || (a.key < b.key ? -1 : 1));
+    if (found.length > 0) this.pending.sort(compareFound);
     this.metrics.pendingFiles =
       this.pending.length + (this.batch?.inputs.length ?? 0) + (this.closing?.inputs.length ?? 0);
   }
