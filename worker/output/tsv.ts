@@ -24,11 +24,20 @@ const LF = 0x0a;
 const CR = 0x0d;
 const NUL = 0x00;
 
+/**
+ * `charCodeAt` called through `.call`: field strings come in many of V8's string
+ * representations (flat, sliced, concatenated, one- or two-byte), and a
+ * `value.charCodeAt` site that has seen more than four of them does a generic
+ * method lookup per character once optimised. Through a constant the call is
+ * compiled to a plain character load, whatever the representation.
+ */
+const charCodeAt = String.prototype.charCodeAt;
+
 /** Encodes one non-null value. Returns the input itself when nothing needs escaping (the common case). */
 export function encodeField(value: string): string {
   const len = value.length;
   for (let i = 0; i < len; i++) {
-    const c = value.charCodeAt(i);
+    const c = charCodeAt.call(value, i);
     // One comparison for almost every character: all specials are <= 0x5c, and
     // everything in 0x0e..0x5b except the backslash is plain.
     if (c < 0x0e ? c === TAB || c === LF || c === CR || c === NUL : c === BACKSLASH) {

@@ -6,9 +6,9 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LazyS3Store } from './lazy-s3.js';
 import { LocalStore } from './local.js';
 import { ObjectNotFoundError, type ObjectStore } from './objectstore.js';
-import { createS3Client, S3Store } from './s3.js';
 
 export interface S3Location {
   bucket: string;
@@ -17,7 +17,7 @@ export interface S3Location {
 }
 
 export interface LocationOptions {
-  /** S3 client to use; defaults to one shared `createS3Client()`. */
+  /** S3 client to use; defaults to one shared `createS3Client()` (lazy-s3.ts). */
   client?: S3Client;
 }
 
@@ -41,14 +41,6 @@ export function parseS3Url(url: string): S3Location {
   return { bucket, prefix };
 }
 
-let sharedClient: S3Client | undefined;
-
-/** One client per process unless told otherwise: clients hold connection pools. */
-function defaultClient(): S3Client {
-  sharedClient ??= createS3Client();
-  return sharedClient;
-}
-
 /** Local directory path for a `file://` URL or plain path (relative to the cwd). */
 function localPath(location: string): string {
   if (location.startsWith('file://')) return fileURLToPath(location);
@@ -63,7 +55,7 @@ export function openStore(location: string, opts: LocationOptions = {}): ObjectS
   if (location === '') throw new Error('empty store location: expected s3://bucket/prefix or a directory');
   if (isS3Url(location)) {
     const { bucket, prefix } = parseS3Url(location);
-    return new S3Store({ bucket, prefix, client: opts.client ?? defaultClient() });
+    return new LazyS3Store(bucket, prefix, opts.client);
   }
   return new LocalStore(localPath(location));
 }
@@ -78,7 +70,7 @@ export async function readUrl(url: string, opts: LocationOptions = {}): Promise<
     const rest = url.replace(S3_SCHEME, '');
     const key = rest.slice(bucket.length + 1);
     if (key === '' || key.endsWith('/')) throw new Error(`S3 URL names no object (expected s3://bucket/key): ${url}`);
-    return new S3Store({ bucket, prefix: '', client: opts.client ?? defaultClient() }).readBytes(key);
+    return new LazyS3Store(bucket, '', opts.client).readBytes(key);
   }
   if (url === '') throw new Error('empty URL: expected s3://bucket/key or a file path');
   const path = localPath(url);

@@ -59,3 +59,9 @@ export function assertValidKey(key: string): void {
     reason = 'has an empty, "." or ".." segment';
   if (reason !== null) throw new Error(`invalid object key ${JSON.stringify(key)}: ${reason}`);
 }
+
+/** The full key of `key` under a store's `prefix` (no slashes at its ends; '' for the root), after checking `key`. */
+export function prefixedKey(prefix: string, key: string): string {
+  assertValidKey(key);
+  return prefix === '' ? key : `${prefix}/${key}`;
+}

@@ -14,7 +14,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { assertValidKey, ObjectNotFoundError, type ObjectStore, type StoredObject } from './objectstore.js';
+import { ObjectNotFoundError, prefixedKey, type ObjectStore, type StoredObject } from './objectstore.js';
 
 /** Multipart part size: S3's minimum is 5 MiB; memory per upload is about (queueSize + 1) parts. */
 export const UPLOAD_PART_SIZE = 8 * 1024 * 1024;
@@ -191,8 +191,7 @@ export class S3Store implements ObjectStore {
   }
 
   private fullKey(key: string): string {
-    assertValidKey(key);
-    return this.prefix === '' ? key : `${this.prefix}/${key}`;
+    return prefixedKey(this.prefix, key);
   }
 }
 

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { pathToFileURL } from 'node:url';
+import { LazyS3Store } from '../../../worker/store/lazy-s3.js';
 import { LocalStore } from '../../../worker/store/local.js';
 import { openStore, parseS3Url, readUrl } from '../../../worker/store/location.js';
 import { ObjectNotFoundError } from '../../../worker/store/objectstore.js';
-import { S3Store } from '../../../worker/store/s3.js';
 import { startS3Server } from '../../helpers/s3server.js';
 
 function tempDir(t: TestContext): string {
@@ -29,7 +30,7 @@ test('parseS3Url splits bucket and prefix, normalising slashes', () => {
 test('openStore picks S3 or local stores by location', (t) => {
   const dir = tempDir(t);
   const s3 = openStore('s3://edge-logs/spade/raw/');
-  assert.ok(s3 instanceof S3Store);
+  assert.ok(s3 instanceof LazyS3Store);
   assert.equal(s3.url, 's3://edge-logs/spade/raw');
   assert.equal(s3.urlOf('2023/x.gz'), 's3://edge-logs/spade/raw/2023/x.gz');
   assert.equal(openStore('s3://edge-logs').urlOf('x.gz'), 's3://edge-logs/x.gz');
@@ -70,4 +71,36 @@ test('readUrl and openStore reach S3 objects', async (t) => {
   });
   await assert.rejects(readUrl('s3://cfg', { client: s3.client }), /names no object/);
   await assert.rejects(readUrl('s3://cfg/dir/', { client: s3.client }), /names no object/);
+  const listed: string[] = [];
+  for await (const o of store.list('tables/')) listed.push(o.key);
+  assert.deepEqual(listed, ['tables/config.json']);
+  assert.equal(await store.exists('tables/config.json'), true);
+  await store.delete('tables/config.json');
+  assert.equal(await store.exists('tables/config.json'), false);
+});
+
+test('the AWS SDK is loaded only when an S3 store is first used', () => {
+  // A child process: this test process has loaded the SDK already. The SDK is
+  // CommonJS, so whatever of it was loaded is in require.cache.
+  const location = new URL('../../../worker/store/location.js', import.meta.url).href;
+  const script = `
+    import { createRequire } from 'node:module';
+    const { openStore } = await import(${JSON.stringify(location)});
+    const sdkLoaded = () => Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('@aws-sdk'));
+    const store = openStore('s3://bucket/prefix');
+    const before = [sdkLoaded(), store.urlOf('a/b.gz')];
+    await store.exists('a/b.gz').catch(() => undefined);
+    console.log(JSON.stringify([...before, sdkLoaded()]));
+  `;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+    // Nowhere to connect: the request fails fast, the SDK is loaded all the same.
+    env: {
+      ...process.env,
+      SPADE_S3_ENDPOINT: 'http://127.0.0.1:9',
+      AWS_ACCESS_KEY_ID: 'x',
+      AWS_SECRET_ACCESS_KEY: 'x',
+    },
+    encoding: 'utf8',
+  });
+  assert.deepEqual(JSON.parse(out), [false, 's3://bucket/prefix/a/b.gz', true]);
 });
