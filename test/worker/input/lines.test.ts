@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { createReadStream, readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { decodedChunks, readLineBatches, type BadLine, type ReadLinesResult } from '../../../worker/input/lines.js';
+import {
+  DECODE_BYTES,
+  decodedChunks,
+  readLineBatches,
+  type BadLine,
+  type ReadLinesResult,
+} from '../../../worker/input/lines.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { prng } from '../../../scripts/generate/edge-logs.js';
 
@@ -184,6 +190,32 @@ test('invalid UTF-8 becomes U+FFFD, split characters are joined', async () => {
   const bytes = Buffer.from('é✿😀\né✿😀\n');
   const one = await collect(chunked(bytes, 1));
   assert.deepEqual(one.lines, ['é✿😀', 'é✿😀']);
+});
+
+test('a large chunk is decoded and handed over in pieces of whole lines', async () => {
+  // Varied lengths and multi-byte characters, so piece ends fall everywhere; one
+  // line longer than a piece in the middle.
+  const lines = sampleLines(20_000);
+  lines[7000] = 'L✿'.repeat(DECODE_BYTES);
+  const data = Buffer.from(lines.join('\n') + '\n');
+  const got: string[] = [];
+  const batchBytes: number[] = [];
+  const result = await readLineBatches(
+    Readable.from([data]),
+    { source: 'test' },
+    (batch) => {
+      got.push(...batch);
+      batchBytes.push(Buffer.byteLength(batch.join('\n')));
+    },
+    () => assert.fail('no bad lines'),
+  );
+  assert.deepEqual(got, lines);
+  assert.equal(result.lines, lines.length);
+  // Batches are the pieces: at most DECODE_BYTES each, except the long line's own.
+  const oversized = batchBytes.filter((n) => n > DECODE_BYTES);
+  assert.deepEqual(oversized, [Buffer.byteLength(lines[7000]!)]);
+  const rest = data.length - oversized[0]!;
+  assert.ok(batchBytes.length > rest / DECODE_BYTES, `${batchBytes.length} batches`);
 });
 
 test('a 5 MB line among short ones', async () => {
