@@ -16,7 +16,7 @@
  * many costs a little time (its out-of-window rows are dropped by the load's
  * `WHERE time BETWEEN`); reading one too few loses rows.
  */
-import type { ObjectStore } from '../worker/store/objectstore.js';
+import { byKey, type ObjectStore } from '../worker/store/objectstore.js';
 import { datePrefixes, type ReplayWindow } from './window.js';
 
 export interface EdgeFile {
@@ -102,6 +102,6 @@ export async function listWindowFiles(
   await Promise.all(Array.from({ length: Math.min(LIST_CONCURRENCY, prefixes.length) }, lister));
 
   // Each key lives under one date prefix, so there are no duplicates to remove.
-  found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  found.sort(byKey);
   return found;
 }

@@ -20,6 +20,8 @@
  * input order: the placement order is a total order on (size, key).
  */
 
+import { byKey } from '../worker/store/objectstore.js';
+
 export interface PartitionFile {
   key: string;
   size: number;
@@ -45,8 +47,6 @@ interface Bin {
   files: PartitionFile[];
   bytes: number;
 }
-
-const byKey = (a: PartitionFile, b: PartitionFile): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
 /** Plan the partitions of a replay; deterministic for the same set of files. */
 export function planPartitions(files: readonly PartitionFile[], opts: PartitionOptions): Partition[] {

@@ -17,6 +17,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { LocalStore } from '../../worker/store/local.js';
+import { byKey } from '../../worker/store/objectstore.js';
 import type { TableSchema } from '../../worker/transform/schema.js';
 import { generateEdgeLogs, type GenerateOptions } from '../generate/edge-logs.js';
 
@@ -76,7 +77,7 @@ export function listCorpusFiles(dir: string): CorpusFile[] {
     }
   };
   walk(dir);
-  return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return out.sort(byKey);
 }
 
 /** Gzip bytes per event of this generator and config, from a small sample. */

@@ -47,7 +47,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ObjectStore } from '../store/objectstore.js';
+import { byKey, type ObjectStore } from '../store/objectstore.js';
 import { ExactInteger } from '../transform/values.js';
 import { ChunkedGzip } from './chunked-gzip.js';
 import { encodeRow } from './tsv.js';
@@ -105,11 +105,6 @@ export interface QuarantineRecord {
 /** A handle on one (event, version) table's rows; resolve it once per schema and skip the lookup per row. */
 export interface TableRowWriter {
   writeRow(fields: readonly (string | null)[]): void;
-}
-
-/** Orders written files by key, as close() returns them. */
-export function byKey(a: WrittenFile, b: WrittenFile): number {
-  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
 export const DEFAULT_ROTATE_BYTES = 256 * 1024 * 1024;

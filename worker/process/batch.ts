@@ -18,8 +18,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { byKey, OutputWriters, type WrittenFile } from '../output/writers.js';
-import type { ObjectStore } from '../store/objectstore.js';
+import { OutputWriters, type WrittenFile } from '../output/writers.js';
+import { byKey, type ObjectStore } from '../store/objectstore.js';
 import { emptyCounts, mergeCounts, type OutcomeCounts } from '../transform/outcomes.js';
 import { EventProcessor, type ProcessorOptions } from '../transform/processor.js';
 import { successKey, type SuccessManifest } from '../partition-task.js';

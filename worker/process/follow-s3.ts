@@ -17,7 +17,7 @@
  */
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { isS3Url, openStore, parseS3Url } from '../store/location.js';
-import type { ObjectStore } from '../store/objectstore.js';
+import { byKey, type ObjectStore } from '../store/objectstore.js';
 import { createS3Client } from '../store/s3.js';
 import { addDays, dateRange, utcDate } from './checkpoint.js';
 
@@ -46,7 +46,7 @@ export function keyWrittenSec(key: string): number | null {
 
 /** Processing order: write time from the key, then key. */
 export function compareFound(a: FoundFile, b: FoundFile): number {
-  return a.writtenSec - b.writtenSec || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  return a.writtenSec - b.writtenSec || byKey(a, b);
 }
 
 export class InputFollower {

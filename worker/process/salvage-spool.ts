@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import type { WrittenFile } from '../output/writers.js';
 import { salvageGzip } from '../output/salvage.js';
 import { successKey } from '../partition-task.js';
-import type { ObjectStore } from '../store/objectstore.js';
+import { byKey, type ObjectStore } from '../store/objectstore.js';
 import { emptyCounts } from '../transform/outcomes.js';
 import { MANIFEST_KIND, spoolRoot, type BatchManifest, type SpoolRecord } from './batch.js';
 
@@ -149,7 +149,7 @@ async function salvageBatch(
         runtag: rec.runtag,
         partition: rec.batch,
         attempt: rec.batch,
-        files: committed.sort((a, b) => (a.key < b.key ? -1 : 1)),
+        files: committed.sort(byKey),
         counts: emptyCounts(),
         inputErrors: [],
         finishedAt: new Date().toISOString(),

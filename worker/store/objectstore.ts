@@ -60,6 +60,11 @@ export function assertValidKey(key: string): void {
   if (reason !== null) throw new Error(`invalid object key ${JSON.stringify(key)}: ${reason}`);
 }
 
+/** Orders anything keyed by key (UTF-16 code-unit order: S3's listing order for ASCII keys). */
+export function byKey(a: { readonly key: string }, b: { readonly key: string }): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
 /** The full key of `key` under a store's `prefix` (no slashes at its ends; '' for the root), after checking `key`. */
 export function prefixedKey(prefix: string, key: string): string {
   assertValidKey(key);
