@@ -41,7 +41,8 @@ export interface ProcessorOptions {
 }
 
 interface TableState {
-  out: (string | null)[];
+  /** Columns per row. */
+  width: number;
   /** `counts.events[table.event]`. */
   tally: Partial<Record<EventOutcome, number>>;
   /**
@@ -53,17 +54,12 @@ interface TableState {
   skipped: number;
 }
 
-function newRow(table: CompiledTable): (string | null)[] {
-  return new Array<string | null>(table.columnNames.length).fill(null);
-}
-
 export class EventProcessor {
   private readonly tallies: OutcomeCounts = emptyCounts();
   private readonly pending: Promise<void>[] = [];
   /**
-   * Per table: a reusable output array (rows are encoded synchronously by the
-   * sink) and the table's entry in `counts.events`, so the hot path looks
-   * neither up by name.
+   * Per table: its row width and its entry in `counts.events`, so the hot path
+   * looks neither up by name.
    */
   private readonly tableState = new Map<CompiledTable, TableState>();
 
@@ -153,7 +149,9 @@ export class EventProcessor {
       return;
     }
     const state = this.tableState.get(table) ?? this.startTable(table);
-    const out = state.out;
+    // A new row array per event: convert fills every column, and writing fresh
+    // strings into a young array is cheaper for the GC than into a reused old one.
+    const out = new Array<string | null>(state.width);
     let errors: number | Promise<number>;
     try {
       errors = table.convert(properties, out, edge);
@@ -166,8 +164,7 @@ export class EventProcessor {
       this.emitRow(table, state, out, errors, uuid, lineNo);
       return;
     }
-    // Slow path: a user-id lookup is in flight; the row keeps this array, the table gets a new one.
-    state.out = newRow(table);
+    // Slow path: a user-id lookup is in flight; the row is written when it settles.
     this.pending.push(
       errors.then(
         (n) => this.emitRow(table, state, out, n, uuid, lineNo),
@@ -177,7 +174,12 @@ export class EventProcessor {
   }
 
   private startTable(table: CompiledTable): TableState {
-    const state = { out: newRow(table), tally: eventTally(this.tallies, table.event), success: 0, skipped: 0 };
+    const state = {
+      width: table.columnNames.length,
+      tally: eventTally(this.tallies, table.event),
+      success: 0,
+      skipped: 0,
+    };
     this.tableState.set(table, state);
     return state;
   }
