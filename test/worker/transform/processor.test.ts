@@ -60,6 +60,24 @@ test('event names from the data never reach Object.prototype through the outcome
   assert.equal(probe.untracked, undefined);
 });
 
+test('row outcomes are counted once however often and whenever the counts are read', () => {
+  const schemas = parseTableConfig(readFileSync(DEMO_CONFIG, 'utf8'), DEMO_CONFIG);
+  const table = compileSchema(schemas[0]!, {});
+  const processor = new EventProcessor({ tables: new Map([[table.event, table]]) }, new CollectingSink());
+  const row = edgeLine({ event: table.event, properties: {} });
+  const success = (): number => {
+    const t = processor.counts.events[table.event] ?? {};
+    return (t.success ?? 0) + (t.skipped_column ?? 0);
+  };
+  assert.equal(success(), 0);
+  processor.processLines([row, row], 1, 'test');
+  assert.equal(success(), 2);
+  assert.equal(success(), 2, 'a second read adds nothing');
+  processor.processLines([row, row, row], 3, 'test');
+  assert.equal(success(), 5);
+  assert.equal(processor.counts.lines, 5);
+});
+
 test('columns and non-tracked output see the per-event enrichment (time, client_time, ip, user_agent)', () => {
   const col = (name: string, transformer: string, options = '') => ({
     InboundName: name,
