@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { forEachLimited } from '../driver/executors/executor.js';
 import { successKey, type SuccessManifest } from '../driver/manifest.js';
 import { createTableSql } from '../driver/warehouse/ddl.js';
+import { qualifiedName } from '../driver/warehouse/sql.js';
 import { createTransformPool } from '../worker/pool/pool.js';
 import { S3Store } from '../worker/store/s3.js';
 import { emptyCounts, mergeCounts, type OutcomeCounts } from '../worker/transform/outcomes.js';
@@ -288,7 +289,7 @@ async function main(): Promise<void> {
       say(
         `psql \\copy baseline, one psql ${mode === 'per-file' ? 'per file' : 'per table'}, ${poolsize} table(s) at a time ...`,
       );
-      for (const t of tables) await pg.query(db, `TRUNCATE ${BASELINE_SCHEMA}."${t.replace(/"/g, '""')}"`);
+      for (const t of tables) await pg.query(db, `TRUNCATE ${qualifiedName(BASELINE_SCHEMA, t)}`);
       const result = await psqlCopyFiles({
         files: local,
         dbUrl: rsurl,

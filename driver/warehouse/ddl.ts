@@ -15,6 +15,7 @@
  */
 import { DEFAULT_VARCHAR_BYTES, IP_COLUMN_BYTES, TIMESTAMP_LAYOUT_PREFIX } from '../../worker/transform/columns.js';
 import type { ColumnSchema, TableSchema } from '../../worker/transform/schema.js';
+import { qualifiedName, quoteIdent } from './sql.js';
 
 export type SqlDialect = 'redshift' | 'postgres';
 
@@ -24,11 +25,6 @@ export interface CreateTableOptions {
   schema: string;
   /** `CREATE TABLE IF NOT EXISTS`. Default false. */
   ifNotExists?: boolean;
-}
-
-/** `"name"` with `"` doubled. */
-export function quoteIdentifier(name: string): string {
-  return '"' + name.replace(/"/g, '""') + '"';
 }
 
 /** The SQL type of a column. */
@@ -52,19 +48,19 @@ export function columnType(column: ColumnSchema): string {
   const ipBytes = IP_COLUMN_BYTES[t];
   if (ipBytes !== undefined) return `VARCHAR(${ipBytes})`;
   if (t.startsWith(TIMESTAMP_LAYOUT_PREFIX)) return 'TIMESTAMP';
-  throw new Error(`column ${quoteIdentifier(column.outboundName)}: no SQL type for transformer ${JSON.stringify(t)}`);
+  throw new Error(`column ${quoteIdent(column.outboundName)}: no SQL type for transformer ${JSON.stringify(t)}`);
 }
 
 /** One CREATE TABLE statement (no trailing newline), columns in config order. */
 export function createTableSql(table: TableSchema, opts: CreateTableOptions): string {
   const lines = table.columns.map((column) => {
-    let line = `  ${quoteIdentifier(column.outboundName)} ${columnType(column)}`;
+    let line = `  ${quoteIdent(column.outboundName)} ${columnType(column)}`;
     if (opts.dialect === 'redshift') {
       if (column.distkey) line += ' DISTKEY';
       if (column.sortkey) line += ' SORTKEY';
     }
     return line;
   });
-  const name = `${quoteIdentifier(opts.schema)}.${quoteIdentifier(table.event)}`;
+  const name = qualifiedName(opts.schema, table.event);
   return `CREATE TABLE ${opts.ifNotExists ? 'IF NOT EXISTS ' : ''}${name} (\n${lines.join(',\n')}\n);`;
 }

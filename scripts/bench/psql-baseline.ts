@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { forEachLimited } from '../../driver/executors/executor.js';
+import { qualifiedName } from '../../driver/warehouse/sql.js';
 
 export interface TsvFile {
   table: string;
@@ -36,10 +37,6 @@ export function findPsql(): string {
   return 'psql';
 }
 
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
 /** One `\\copy` of `files` (all of one table; `gzip -dc` concatenates them) in one psql: the rows copied. */
 function copyFiles(
   psql: string,
@@ -54,7 +51,7 @@ function copyFiles(
   const table = files[0]!.table;
   const paths = files.map((f) => f.path).join(' ');
   const command =
-    `\\copy ${quoteIdent(schema)}.${quoteIdent(table)} FROM PROGRAM 'gzip -dc ${paths}' ` +
+    `\\copy ${qualifiedName(schema, table)} FROM PROGRAM 'gzip -dc ${paths}' ` +
     `WITH (FORMAT text, DELIMITER E'\\t', NULL '')`;
   return new Promise((resolve, reject) => {
     const child = spawn(psql, ['-X', '-v', 'ON_ERROR_STOP=1', '-d', dbUrl, '-c', command], {

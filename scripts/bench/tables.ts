@@ -2,6 +2,7 @@
  * The tables a replay benchmark covers (`--tables all|a,b`), the schemas the
  * replay creates for them, and their row counts in PostgreSQL afterwards.
  */
+import { qualifiedName } from '../../driver/warehouse/sql.js';
 import type { PgServer } from '../../test/helpers/postgres.js';
 import type { TableSchema } from '../../worker/transform/schema.js';
 
@@ -31,7 +32,7 @@ export function latestSchemas(schemas: TableSchema[], tables: string[]): TableSc
 export async function countRows(pg: PgServer, db: string, schema: string, tables: string[]): Promise<number> {
   let total = 0;
   for (const t of tables) {
-    const r = await pg.query<{ n: string }>(db, `SELECT count(*) AS n FROM "${schema}"."${t.replace(/"/g, '""')}"`);
+    const r = await pg.query<{ n: string }>(db, `SELECT count(*) AS n FROM ${qualifiedName(schema, t)}`);
     total += Number(r[0]!.n);
   }
   return total;

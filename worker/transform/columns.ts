@@ -30,9 +30,9 @@
  *
  * Speed: `convert` reads the event's keys in one for-in pass, then is a plain
  * loop over columns with a switch on a small integer per column; no closures
- * called per column, no regexes, no try/catch, no allocation beyond the output
- * strings (and a small array when a user-id lookup must go remote, the only
- * case that returns a Promise).
+ * called per column, no regexes, no try/catch, no allocation beyond the slot
+ * array and the output strings (and a small array when a user-id lookup must go
+ * remote, the only case that returns a Promise).
  */
 import { createHash } from 'node:crypto';
 import type { GeoIp } from './geoip.js';
@@ -95,9 +95,10 @@ export interface CompiledTable {
    * SPEC's per-event enrichment would have rewritten them (EnrichmentSource);
    * without it, as they are. Properties are found by enumerating the object
    * (for-in: own enumerable ones, which is all JSON.parse makes), so a name like
-   * `constructor` never finds Object.prototype's member. Returns the number of errored columns; a Promise
-   * of it only when a user-id lookup missed the local cache (out is complete when
-   * it resolves; it never rejects).
+   * `constructor` never finds Object.prototype's member. Returns the number of
+   * errored columns; a Promise of it only when a user-id lookup missed the local
+   * cache (out is complete when it resolves; it never rejects). Every `out[i]` is
+   * written, so `out` may start empty.
    */
   convert(props: Properties, out: (string | null)[], edge?: EnrichmentSource): number | Promise<number>;
   /**

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { columnType, createTableSql, quoteIdentifier } from '../../../driver/warehouse/ddl.js';
+import { columnType, createTableSql } from '../../../driver/warehouse/ddl.js';
+import { quoteIdent } from '../../../driver/warehouse/sql.js';
 import { compileSchema } from '../../../worker/transform/columns.js';
 import { openGeoIp } from '../../../worker/transform/geoip.js';
 import { UserIdMapper } from '../../../worker/transform/mapping.js';
@@ -88,7 +89,7 @@ describe('createTableSql', () => {
   it('IF NOT EXISTS on request, identifiers quoted', () => {
     const sql = createTableSql(EVERY_TYPE, { dialect: 'postgres', schema: 'a"b', ifNotExists: true });
     assert.ok(sql.startsWith('CREATE TABLE IF NOT EXISTS "a""b"."every-type" (\n'), sql);
-    assert.equal(quoteIdentifier('x"y""z'), '"x""y""""z"');
+    assert.equal(quoteIdent('x"y""z'), '"x""y""""z"');
   });
 
   it('the real config: one statement per event, with its keys in Redshift', () => {
@@ -118,7 +119,7 @@ describe('DDL on a real PostgreSQL', () => {
     if (!server) return;
     const db = await server.createDatabase('ddl_test');
     const schema = 'spade "logs"';
-    await server.query(db, `CREATE SCHEMA ${quoteIdentifier(schema)}`);
+    await server.query(db, `CREATE SCHEMA ${quoteIdent(schema)}`);
 
     const path = fixturePath('spade/table_config.json');
     const tables = parseTableConfig(readFileSync(path, 'utf8'), path);
@@ -169,11 +170,11 @@ describe('DDL on a real PostgreSQL', () => {
     const out: (string | null)[] = [];
     assert.equal(compiled.convert(props, out), 0);
     const placeholders = out.map((_, i) => `$${i + 1}`).join(', ');
-    const target = `${quoteIdentifier(schema)}.${quoteIdentifier(EVERY_TYPE.event)}`;
+    const target = `${quoteIdent(schema)}.${quoteIdent(EVERY_TYPE.event)}`;
     await server.query(db, `INSERT INTO ${target} VALUES (${placeholders})`, out);
     const rows = await server.query<Record<string, string>>(
       db,
-      `SELECT ${compiled.columnNames.map((c) => `${quoteIdentifier(c)}::text AS ${quoteIdentifier(c)}`).join(', ')} FROM ${target}`,
+      `SELECT ${compiled.columnNames.map((c) => `${quoteIdent(c)}::text AS ${quoteIdent(c)}`).join(', ')} FROM ${target}`,
     );
     assert.deepEqual(rows[0], {
       time: '2023-03-12 03:00:00.25',
