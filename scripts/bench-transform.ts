@@ -13,7 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createGunzip } from 'node:zlib';
 import { LocalStore } from '../worker/store/local.js';
-import { arg } from './bench/args.js';
+import { arg, positiveNumber } from './bench/args.js';
 import { parseTableConfig } from '../worker/transform/schema.js';
 import { generateEdgeLogs } from './generate/edge-logs.js';
 
@@ -94,7 +94,7 @@ async function child(): Promise<void> {
 
 async function main(): Promise<void> {
   if (process.argv.includes('--child')) return child();
-  const mb = Number(arg('mb', '256'));
+  const mb = positiveNumber('mb', 256);
   const corpus = resolve(arg('corpus', join(tmpdir(), `spade-bench-corpus-${mb}mb`)));
   const configPath = join(fixtures, 'spade', 'table_config.json');
   if (!existsSync(configPath)) throw new Error(`fixtures not found at ${fixtures} (set SPADE_FIXTURES)`);
@@ -133,8 +133,7 @@ async function main(): Promise<void> {
   };
   // This VM's speed drifts by 10-20% over minutes: each round measures the floor and both
   // transforms back to back, and the medians over the rounds are reported.
-  const rounds = Number(arg('rounds', '3'));
-  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer`);
+  const rounds = positiveNumber('rounds', 3);
   type Run = { secs: number; events: number; bytes: number; rssMb: number };
   const line = (label: string, r: Run): string =>
     `${label.padEnd(22)} ${(r.events / r.secs / 1000).toFixed(1).padStart(8)} k events/s ${(r.bytes / 1e6 / r.secs).toFixed(1).padStart(7)} MB/s input ` +
