@@ -28,8 +28,9 @@
  * The byte count is what the TSV writer will emit: NUL becomes U+FFFD (3 bytes) and
  * so does a lone surrogate.
  *
- * Speed: `convert` reads the event's keys in one for-in pass, then is a plain
- * loop over columns with a switch on a small integer per column; no closures
+ * Speed: the table's property values come by slot, read from the payload text
+ * (payload-scan.ts, through `reader`) or by one for-in pass over a parsed
+ * object (`convert`); converting them is a plain loop over columns with a switch on a small integer per column; no closures
  * called per column, no regexes, no try/catch, no allocation beyond the slot
  * array and the output strings (and a small array when a user-id lookup must go
  * remote, the only case that returns a Promise).
@@ -38,6 +39,7 @@ import { createHash } from 'node:crypto';
 import type { GeoIp } from './geoip.js';
 import type { UserIdMapper } from './mapping.js';
 import type { ColumnSchema, TableSchema } from './schema.js';
+import { PropertyReader } from './payload-scan.js';
 import { compileGoLayout, type LayoutParser, unixToText } from './timefmt.js';
 import { ExactInteger, type Properties } from './values.js';
 
@@ -101,6 +103,14 @@ export interface CompiledTable {
    * written, so `out` may start empty.
    */
   convert(props: Properties, out: (string | null)[], edge?: EnrichmentSource): number | Promise<number>;
+  /** The property names the table reads, for reading them straight from payload text (payload-scan.ts). */
+  reader: PropertyReader;
+  /**
+   * `convert` from the table's property values by slot (as `reader` fills
+   * them) instead of the properties object; `slots` is used up (the enriched
+   * names are patched into it).
+   */
+  convertSlots(slots: unknown[], out: (string | null)[], edge?: EnrichmentSource): number | Promise<number>;
   /**
    * True where the column's text never holds a character the TSV encoder
    * escapes (numbers, booleans, timestamps), so the row encoder skips its scan.
@@ -451,15 +461,19 @@ export function compileSchema(schema: TableSchema, deps: TransformDeps): Compile
 
   function convert(props: Properties, out: (string | null)[], edge?: EnrichmentSource): number | Promise<number> {
     // One pass over the event's own keys fills the slots (measured no slower than one
-    // lookup per column); the enriched names are then patched in from the edge, which
-    // spares writing them into every parsed object (that cost ~1.5 µs per event).
-    // Fresh per event (a young array: storing new values into it needs no
-    // old-to-new bookkeeping, unlike a reused one); unfilled slots read as undefined.
+    // lookup per column). Fresh per event (a young array: storing new values into it
+    // needs no old-to-new bookkeeping, unlike a reused one); unfilled slots read as undefined.
     const vals = new Array<unknown>(slotCount);
     for (const key in props) {
       const slot = slotOf.get(key);
       if (slot !== undefined) vals[slot] = props[key];
     }
+    return convertSlots(vals, out, edge);
+  }
+
+  function convertSlots(vals: unknown[], out: (string | null)[], edge?: EnrichmentSource): number | Promise<number> {
+    // The enriched names are patched in from the edge, which spares writing them
+    // into every parsed object (that cost ~1.5 µs per event).
     if (edge !== undefined) {
       // The rule of payload.ts enrichProperties, applied to the slots.
       if (clientTimeSlot >= 0 && vals[timeSlot] !== undefined) vals[clientTimeSlot] = vals[timeSlot];
@@ -545,6 +559,8 @@ export function compileSchema(schema: TableSchema, deps: TransformDeps): Compile
     columnNames: schema.columns.map((c) => c.outboundName),
     plainColumns,
     convert,
+    reader: new PropertyReader([...slotOf.keys()]),
+    convertSlots,
   };
 }
 

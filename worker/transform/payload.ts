@@ -29,8 +29,12 @@ export interface RawEvent {
 
 /** Decodes an edge `data` string into its events. Throws MalformedInput. */
 export function decodePayload(data: string): RawEvent[] {
-  const bytes = decodeBase64(urlQueryUnescape(data));
-  return parsePayloadJson(bytes.toString('utf8'));
+  return parsePayloadJson(decodePayloadText(data));
+}
+
+/** The JSON text of an edge `data` string (steps 1 and 2 below). Throws MalformedInput. */
+export function decodePayloadText(data: string): string {
+  return decodeBase64(urlQueryUnescape(data)).toString('utf8');
 }
 
 // ---------------------------------------------------------------------------
@@ -211,7 +215,8 @@ function toRawEvent(element: unknown, index: number): RawEvent {
   return { name, properties };
 }
 
-function parsePayloadJson(text: string): RawEvent[] {
+/** The events of a payload's JSON text (step 3). Throws MalformedInput. */
+export function parsePayloadJson(text: string): RawEvent[] {
   const parsed = parseJsonText(text);
   if (Array.isArray(parsed)) {
     if (parsed.length === 0) throw new MalformedInput('bad_payload_shape', 'payload is an empty array');

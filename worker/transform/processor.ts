@@ -7,7 +7,8 @@
 import type { CompiledTable } from './columns.js';
 import { MalformedInput, parseEdgeLine, type EdgeEvent } from './edge.js';
 import { addEvent, addMalformed, emptyCounts, eventTally, type EventOutcome, type OutcomeCounts } from './outcomes.js';
-import { decodePayload, enrichProperties, eventUuid, type RawEvent } from './payload.js';
+import { scanPayload, type ReaderLookup, type ScannedEvent } from './payload-scan.js';
+import { decodePayloadText, enrichProperties, eventUuid, parsePayloadJson, type RawEvent } from './payload.js';
 import type { Properties } from './values.js';
 
 /** Where rows and side outputs go (OutputWriters implements it). */
@@ -62,11 +63,16 @@ export class EventProcessor {
    * looks neither up by name.
    */
   private readonly tableState = new Map<CompiledTable, TableState>();
+  /** For the payload fast path: which properties an event's table reads. */
+  private readonly readerFor: ReaderLookup;
 
   constructor(
     private readonly opts: ProcessorOptions,
     private readonly sink: RowSink,
-  ) {}
+  ) {
+    const tables = opts.tables;
+    this.readerFor = (name) => tables.get(name)?.reader;
+  }
 
   /** Every outcome counted so far (the rows still counted per table are added first). */
   get counts(): OutcomeCounts {
@@ -104,7 +110,9 @@ export class EventProcessor {
     }
     const counts = this.tallies;
     let edge;
-    let events: RawEvent[];
+    let text: string;
+    let scanned: ScannedEvent[] | null;
+    let parsed: RawEvent[] | null = null;
     try {
       edge = parseEdgeLine(line);
       if (this.opts.payloadFilter !== undefined && !this.opts.payloadFilter(edge.data)) {
@@ -112,8 +120,14 @@ export class EventProcessor {
         counts.filteredLines++;
         return;
       }
-      events = decodePayload(edge.data);
-      if (events.length === 0) throw new MalformedInput('bad_payload_shape', 'payload holds no events');
+      text = decodePayloadText(edge.data);
+      // The usual payload is read without building its objects; the rest (and
+      // every bad one, whose error JSON.parse names) is parsed whole.
+      scanned = scanPayload(text, this.readerFor);
+      if (scanned === null) {
+        parsed = parsePayloadJson(text);
+        if (parsed.length === 0) throw new MalformedInput('bad_payload_shape', 'payload holds no events');
+      }
     } catch (err) {
       const reason = err instanceof MalformedInput ? err.reason : 'internal_error';
       this.badLine(source, lineNo, reason, line);
@@ -121,18 +135,37 @@ export class EventProcessor {
     }
     counts.lines++;
     counts.decodedLines++;
-    for (let j = 0; j < events.length; j++) {
-      const ev = events[j]!;
-      this.processEvent(ev.name, ev.properties, edge, eventUuid(edge, j, events.length), lineNo);
+    if (scanned !== null) {
+      for (let j = 0; j < scanned.length; j++) {
+        const ev = scanned[j]!;
+        this.processEvent(ev.name, ev.slots, null, edge, text, j, scanned.length, lineNo);
+      }
+    } else {
+      for (let j = 0; j < parsed!.length; j++) {
+        const ev = parsed![j]!;
+        this.processEvent(ev.name, null, ev.properties, edge, text, j, parsed!.length, lineNo);
+      }
     }
   }
 
   /**
-   * `properties` are as decoded: converters read the enriched names through
-   * `edge`, and only outputs that keep the properties themselves (non-tracked,
-   * quarantine) enrich them first.
+   * One event of a line, given either as its table's slot values (the fast
+   * path, `slots`) or as its decoded properties. Converters read the enriched
+   * names through `edge`; only outputs that keep the properties themselves
+   * (non-tracked, quarantine) need the object, parsed from `text` if the fast
+   * path read the event, and enrich it first.
    */
-  private processEvent(name: string, properties: Properties, edge: EdgeEvent, uuid: string, lineNo: number): void {
+  private processEvent(
+    name: string,
+    slots: unknown[] | null,
+    properties: Properties | null,
+    edge: EdgeEvent,
+    text: string,
+    index: number,
+    count: number,
+    lineNo: number,
+  ): void {
+    const uuid = eventUuid(edge, index, count);
     if (name === '') {
       this.finish('', 0, uuid, 'empty', lineNo);
       return;
@@ -142,8 +175,9 @@ export class EventProcessor {
       if (this.opts.otherKnownEvents?.has(name)) {
         this.finish(name, 0, uuid, 'excluded', lineNo);
       } else {
-        enrichProperties(edge, properties);
-        this.sink.writeNonTracked(name, properties);
+        const props = properties ?? propertiesOf(text, index);
+        enrichProperties(edge, props);
+        this.sink.writeNonTracked(name, props);
         this.finish(name, 0, uuid, 'untracked', lineNo);
       }
       return;
@@ -154,10 +188,10 @@ export class EventProcessor {
     const out = new Array<string | null>(state.width);
     let errors: number | Promise<number>;
     try {
-      errors = table.convert(properties, out, edge);
+      errors = slots !== null ? table.convertSlots(slots, out, edge) : table.convert(properties!, out, edge);
     } catch (err) {
       // A converter bug must not stop the partition: the event is kept in quarantine.
-      this.badEvent(name, uuid, lineNo, err, edge, properties);
+      this.badEvent(name, uuid, lineNo, err, edge, properties ?? propertiesOf(text, index));
       return;
     }
     if (typeof errors === 'number') {
@@ -168,7 +202,7 @@ export class EventProcessor {
     this.pending.push(
       errors.then(
         (n) => this.emitRow(table, state, out, n, uuid, lineNo),
-        (err: unknown) => this.badEvent(name, uuid, lineNo, err, edge, properties),
+        (err: unknown) => this.badEvent(name, uuid, lineNo, err, edge, properties ?? propertiesOf(text, index)),
       ),
     );
   }
@@ -223,4 +257,12 @@ export class EventProcessor {
     this.sink.writeQuarantine({ source: name, lineNo, reason, text: JSON.stringify({ event: name, properties }) });
     this.opts.onParsed?.({ event: name, version: 0, uuid, outcome: 'failed', reason, lineNo });
   }
+}
+
+/**
+ * The properties of event `index` of a payload the fast path read: parsed
+ * whole (a payload it accepted always parses, with the same events).
+ */
+function propertiesOf(text: string, index: number): Properties {
+  return parsePayloadJson(text)[index]!.properties;
 }
