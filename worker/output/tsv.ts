@@ -25,11 +25,9 @@ const CR = 0x0d;
 const NUL = 0x00;
 
 /**
- * `charCodeAt` called through `.call`: field strings come in many of V8's string
- * representations (flat, sliced, concatenated, one- or two-byte), and a
- * `value.charCodeAt` site that has seen more than four of them does a generic
- * method lookup per character once optimised. Through a constant the call is
- * compiled to a plain character load, whatever the representation.
+ * Field strings come in many of V8's string representations: see
+ * transform/payload-scan.ts on why characters are read with `charCodeAt.call`
+ * through a constant of this module.
  */
 const charCodeAt = String.prototype.charCodeAt;
 
@@ -53,7 +51,7 @@ function escapeFrom(value: string, first: number): string {
   let out = '';
   let runStart = 0;
   for (let i = first; i < len; i++) {
-    const c = value.charCodeAt(i);
+    const c = charCodeAt.call(value, i);
     if (c === BACKSLASH || c === TAB || c === LF || c === CR) {
       out += value.slice(runStart, i) + '\\' + value[i];
       runStart = i + 1;

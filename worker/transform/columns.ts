@@ -134,6 +134,9 @@ export interface EnrichmentSource {
 // ---------------------------------------------------------------------------
 // Value converters (exported for tests and for other modules that need the same rules)
 
+/** Property values come in many string representations: see payload-scan.ts on `charCodeAt.call`. */
+const charCodeAt = String.prototype.charCodeAt;
+
 const INT32_MAX = 2147483647;
 const INT32_MIN_ABS = 2147483648;
 const INT64_MAX = 9223372036854775807n;
@@ -149,7 +152,7 @@ function integerStringText(s: string, is64: boolean): string | null {
   if (n === 0) return null;
   let i = 0;
   let neg = false;
-  const c0 = s.charCodeAt(0);
+  const c0 = charCodeAt.call(s, 0);
   if (c0 === 45) {
     neg = true;
     i = 1;
@@ -158,15 +161,15 @@ function integerStringText(s: string, is64: boolean): string | null {
   }
   if (i === n) return null;
   for (let j = i; j < n; j++) {
-    const c = s.charCodeAt(j);
+    const c = charCodeAt.call(s, j);
     if (c < 48 || c > 57) return null;
   }
   let start = i;
-  while (start < n - 1 && s.charCodeAt(start) === 48) start++;
+  while (start < n - 1 && charCodeAt.call(s, start) === 48) start++;
   const digits = n - start;
   if (digits <= 15) {
     let v = 0;
-    for (let j = start; j < n; j++) v = v * 10 + (s.charCodeAt(j) - 48);
+    for (let j = start; j < n; j++) v = v * 10 + (charCodeAt.call(s, j) - 48);
     if (!is64 && v > (neg ? INT32_MIN_ABS : INT32_MAX)) return null;
     if (v === 0) return '0';
     // Already canonical: hand the input back instead of building a new string.
@@ -208,7 +211,7 @@ function expandExponent(s: string): string {
   let mantissa = s.slice(0, e);
   const exponent = Number(s.slice(e + 1));
   let sign = '';
-  if (mantissa.charCodeAt(0) === 45) {
+  if (charCodeAt.call(mantissa, 0) === 45) {
     sign = '-';
     mantissa = mantissa.slice(1);
   }
@@ -243,12 +246,12 @@ function floatStringKind(s: string): number {
   const n = s.length;
   let i = 0;
   if (n === 0) return FLOAT_BAD;
-  let c = s.charCodeAt(0);
+  let c = charCodeAt.call(s, 0);
   const signed = c === 43 || c === 45;
   if (signed) {
     i = 1;
     if (i === n) return FLOAT_BAD;
-    c = s.charCodeAt(1);
+    c = charCodeAt.call(s, 1);
   }
   if (c === 105 || c === 73 || c === 110 || c === 78) {
     // inf / infinity (any case, optional sign); nan (any case, no sign)
@@ -258,23 +261,23 @@ function floatStringKind(s: string): number {
     return FLOAT_BAD;
   }
   let mantissaDigits = 0;
-  while (i < n && (c = s.charCodeAt(i)) >= 48 && c <= 57) {
+  while (i < n && (c = charCodeAt.call(s, i)) >= 48 && c <= 57) {
     i++;
     mantissaDigits++;
   }
-  if (i < n && s.charCodeAt(i) === 46) {
+  if (i < n && charCodeAt.call(s, i) === 46) {
     i++;
-    while (i < n && (c = s.charCodeAt(i)) >= 48 && c <= 57) {
+    while (i < n && (c = charCodeAt.call(s, i)) >= 48 && c <= 57) {
       i++;
       mantissaDigits++;
     }
   }
   if (mantissaDigits === 0) return FLOAT_BAD;
-  if (i < n && (s.charCodeAt(i) | 32) === 101) {
+  if (i < n && (charCodeAt.call(s, i) | 32) === 101) {
     i++;
-    if (i < n && ((c = s.charCodeAt(i)) === 43 || c === 45)) i++;
+    if (i < n && ((c = charCodeAt.call(s, i)) === 43 || c === 45)) i++;
     let expDigits = 0;
-    while (i < n && (c = s.charCodeAt(i)) >= 48 && c <= 57) {
+    while (i < n && (c = charCodeAt.call(s, i)) >= 48 && c <= 57) {
       i++;
       expDigits++;
     }
@@ -313,14 +316,14 @@ export function truncateUtf8(s: string, maxBytes: number): string {
   if (n * 3 <= maxBytes) return s; // no UTF-16 unit encodes to more than 3 bytes
   let bytes = 0;
   for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
+    const c = charCodeAt.call(s, i);
     let width: number;
     let units = 1;
     if (c === 0) width = 3;
     else if (c < 0x80) width = 1;
     else if (c < 0x800) width = 2;
     else if (c >= 0xd800 && c <= 0xdbff && i + 1 < n) {
-      const d = s.charCodeAt(i + 1);
+      const d = charCodeAt.call(s, i + 1);
       if (d >= 0xdc00 && d <= 0xdfff) {
         width = 4;
         units = 2;

@@ -32,9 +32,18 @@ export function decodePayload(data: string): RawEvent[] {
   return parsePayloadJson(decodePayloadText(data));
 }
 
-/** The JSON text of an edge `data` string (steps 1 and 2 below). Throws MalformedInput. */
+/** The JSON text of an edge `data` string. Throws MalformedInput. */
 export function decodePayloadText(data: string): string {
   return decodeBase64(urlQueryUnescape(data)).toString('utf8');
+}
+
+/**
+ * The UTF-8 JSON bytes of an edge `data` string (steps 1 and 2 below),
+ * followed by one NUL byte, the end sentinel payload-scan.ts needs: the
+ * payload is `bytes.subarray(0, bytes.length - 1)`. Throws MalformedInput.
+ */
+export function decodePayloadBytes(data: string): Buffer {
+  return decodeBase64(urlQueryUnescape(data), true);
 }
 
 // ---------------------------------------------------------------------------
@@ -89,7 +98,11 @@ function badBase64(text: string, urlSafe: boolean, detail: string): MalformedInp
   );
 }
 
-export function decodeBase64(text: string): Buffer {
+/**
+ * The bytes of a base64 text. With `sentinel`, one NUL byte follows them in
+ * the buffer (at `length - 1`), for payload-scan.ts.
+ */
+export function decodeBase64(text: string, sentinel = false): Buffer {
   // Alphabet choice as in the original: `-`/`_` mean URL-safe; a space means
   // standard base64 whose `+` became a space in URL unescaping.
   const urlSafe = text.indexOf('-') >= 0 || text.indexOf('_') >= 0;
@@ -111,8 +124,11 @@ export function decodeBase64(text: string): Buffer {
   if (end % 4 === 1 || (padding > 0 && (end + padding) % 4 !== 0)) {
     throw badBase64(text, urlSafe, `invalid length (${padding} padding characters)`);
   }
-  const bytes = Buffer.from(text, 'base64');
-  if (bytes.length !== Math.floor((end * 3) / 4)) throw badBase64(text, urlSafe, 'misplaced padding');
+  const length = Math.floor((end * 3) / 4);
+  // What Buffer.from(text, 'base64') does, into a buffer of the right size (plus the sentinel).
+  const bytes = Buffer.allocUnsafe(length + (sentinel ? 1 : 0));
+  if (bytes.write(text, 'base64') !== length) throw badBase64(text, urlSafe, 'misplaced padding');
+  if (sentinel) bytes[length] = 0;
   return bytes;
 }
 

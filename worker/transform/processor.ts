@@ -8,7 +8,7 @@ import type { CompiledTable } from './columns.js';
 import { MalformedInput, parseEdgeLine, type EdgeEvent } from './edge.js';
 import { addEvent, addMalformed, emptyCounts, eventTally, type EventOutcome, type OutcomeCounts } from './outcomes.js';
 import { scanPayload, type ReaderLookup, type ScannedEvent } from './payload-scan.js';
-import { decodePayloadText, enrichProperties, eventUuid, parsePayloadJson, type RawEvent } from './payload.js';
+import { decodePayloadBytes, enrichProperties, eventUuid, parsePayloadJson, type RawEvent } from './payload.js';
 import type { Properties } from './values.js';
 
 /** Where rows and side outputs go (OutputWriters implements it). */
@@ -110,7 +110,7 @@ export class EventProcessor {
     }
     const counts = this.tallies;
     let edge;
-    let text: string;
+    let payload: Buffer;
     let scanned: ScannedEvent[] | null;
     let parsed: RawEvent[] | null = null;
     try {
@@ -120,12 +120,12 @@ export class EventProcessor {
         counts.filteredLines++;
         return;
       }
-      text = decodePayloadText(edge.data);
+      payload = decodePayloadBytes(edge.data);
       // The usual payload is read without building its objects; the rest (and
-      // every bad one, whose error JSON.parse names) is parsed whole.
-      scanned = scanPayload(text, this.readerFor);
+      // every bad one, whose error JSON.parse names) is decoded and parsed whole.
+      scanned = scanPayload(payload, this.readerFor);
       if (scanned === null) {
-        parsed = parsePayloadJson(text);
+        parsed = parsePayloadJson(payloadText(payload));
         if (parsed.length === 0) throw new MalformedInput('bad_payload_shape', 'payload holds no events');
       }
     } catch (err) {
@@ -138,12 +138,12 @@ export class EventProcessor {
     if (scanned !== null) {
       for (let j = 0; j < scanned.length; j++) {
         const ev = scanned[j]!;
-        this.processEvent(ev.name, ev.slots, null, edge, text, j, scanned.length, lineNo);
+        this.processEvent(ev.name, ev.slots, null, edge, payload, j, scanned.length, lineNo);
       }
     } else {
       for (let j = 0; j < parsed!.length; j++) {
         const ev = parsed![j]!;
-        this.processEvent(ev.name, null, ev.properties, edge, text, j, parsed!.length, lineNo);
+        this.processEvent(ev.name, null, ev.properties, edge, payload, j, parsed!.length, lineNo);
       }
     }
   }
@@ -152,7 +152,7 @@ export class EventProcessor {
    * One event of a line, given either as its table's slot values (the fast
    * path, `slots`) or as its decoded properties. Converters read the enriched
    * names through `edge`; only outputs that keep the properties themselves
-   * (non-tracked, quarantine) need the object, parsed from `text` if the fast
+   * (non-tracked, quarantine) need the object, parsed from `payload` if the fast
    * path read the event, and enrich it first.
    */
   private processEvent(
@@ -160,7 +160,7 @@ export class EventProcessor {
     slots: unknown[] | null,
     properties: Properties | null,
     edge: EdgeEvent,
-    text: string,
+    payload: Buffer,
     index: number,
     count: number,
     lineNo: number,
@@ -175,7 +175,7 @@ export class EventProcessor {
       if (this.opts.otherKnownEvents?.has(name)) {
         this.finish(name, 0, uuid, 'excluded', lineNo);
       } else {
-        const props = properties ?? propertiesOf(text, index);
+        const props = properties ?? propertiesOf(payload, index);
         enrichProperties(edge, props);
         this.sink.writeNonTracked(name, props);
         this.finish(name, 0, uuid, 'untracked', lineNo);
@@ -191,7 +191,7 @@ export class EventProcessor {
       errors = slots !== null ? table.convertSlots(slots, out, edge) : table.convert(properties!, out, edge);
     } catch (err) {
       // A converter bug must not stop the partition: the event is kept in quarantine.
-      this.badEvent(name, uuid, lineNo, err, edge, properties ?? propertiesOf(text, index));
+      this.badEvent(name, uuid, lineNo, err, edge, properties ?? propertiesOf(payload, index));
       return;
     }
     if (typeof errors === 'number') {
@@ -202,7 +202,7 @@ export class EventProcessor {
     this.pending.push(
       errors.then(
         (n) => this.emitRow(table, state, out, n, uuid, lineNo),
-        (err: unknown) => this.badEvent(name, uuid, lineNo, err, edge, properties ?? propertiesOf(text, index)),
+        (err: unknown) => this.badEvent(name, uuid, lineNo, err, edge, properties ?? propertiesOf(payload, index)),
       ),
     );
   }
@@ -263,6 +263,11 @@ export class EventProcessor {
  * The properties of event `index` of a payload the fast path read: parsed
  * whole (a payload it accepted always parses, with the same events).
  */
-function propertiesOf(text: string, index: number): Properties {
-  return parsePayloadJson(text)[index]!.properties;
+function propertiesOf(payload: Buffer, index: number): Properties {
+  return parsePayloadJson(payloadText(payload))[index]!.properties;
+}
+
+/** The text of payload bytes as decodePayloadBytes gives them (without their sentinel). */
+function payloadText(payload: Buffer): string {
+  return payload.toString('utf8', 0, payload.length - 1);
 }

@@ -45,9 +45,21 @@ function plainEvents(events: ScannedEvent[]): unknown {
   return events.map((e) => ({ name: e.name, slots: e.slots === null ? null : Array.from(e.slots, plain) }));
 }
 
-/** Checks one text: if the fast path reads it, it reads it as JSON.parse does. Returns whether it did. */
-function check(text: string, what: string): boolean {
-  const scanned = scanPayload(text, readerFor);
+/** Payload bytes as payload.ts decodePayloadBytes gives them: followed by a NUL sentinel. */
+function scan(payload: string | Buffer): ScannedEvent[] | null {
+  const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+  return scanPayload(Buffer.concat([bytes, Buffer.from([0])]), readerFor);
+}
+
+/**
+ * Checks one payload (text, or bytes that need not be valid UTF-8): if the
+ * fast path reads it, it reads it as parsing its decoded text does. Returns
+ * whether it did.
+ */
+function check(payload: string | Buffer, what: string): boolean {
+  const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+  const text = bytes.toString('utf8');
+  const scanned = scan(bytes);
   if (scanned === null) return false;
   let parsed: RawEvent[];
   try {
@@ -81,10 +93,10 @@ test('the usual shapes are read by the fast path, exactly as parsed', () => {
     '{\n\t"event" : "play" ,\r\n "properties" : { "ip" : "x" } }',
   ];
   const fast = accepted.filter((text, i) => check(text, `case ${i}`));
-  // Everything but the escaped key and the non-scalar member takes the fast path.
+  // Everything but the escaped and non-ASCII keys and the non-scalar member takes the fast path.
   assert.equal(fast.length, accepted.length - 2);
-  assert.equal(scanPayload(accepted[8]!, readerFor), null);
-  assert.equal(scanPayload(accepted[14]!, readerFor), null);
+  assert.equal(scan(accepted[8]!), null);
+  assert.equal(scan(accepted[14]!), null);
 });
 
 test('payloads the fast path does not vouch for are left to JSON.parse', () => {
@@ -99,6 +111,7 @@ test('payloads the fast path does not vouch for are left to JSON.parse', () => {
     '{"event":1,"properties":{}}',
     '{"event":"play","properties":"x"}',
     '{"event":"play","properties":{"ip":"a\tb"}}', // a raw control character
+    '{"event":"play","properties":{"\u00fcn\u00ef":1}}', // a non-ASCII key (ünï, as JS escapes)
     '{"event":"play","properties":{"count":01}}',
     '{"event":"play","properties":{"count":1.}}',
     '{"event":"play","properties":{"count":-}}',
@@ -115,7 +128,12 @@ test('payloads the fast path does not vouch for are left to JSON.parse', () => {
     '[{"event":"play"},1]',
     '\ufeff{"event":"play"}',
   ];
-  for (const text of left) assert.equal(scanPayload(text, readerFor), null, JSON.stringify(text));
+  for (const text of left) assert.equal(scan(text), null, JSON.stringify(text));
+  // A raw control byte inside a string, and a payload cut inside one.
+  assert.equal(scan('{"event":"play","properties":{"ip":"a\nb"}}'), null);
+  assert.equal(scan('{"event":"play","properties":{"ip":"ab'), null);
+  assert.equal(scan('{"event":"play","properties":{"ip":"ab\\'), null); // a backslash just before the end
+  assert.throws(() => scanPayload(Buffer.from('{}'), readerFor), /sentinel/);
 });
 
 // ---------------------------------------------------------------------------
@@ -205,21 +223,33 @@ function damage(text: string, rand: () => number): string {
   return text.slice(0, at) + junk + text.slice(at + 1); // replace
 }
 
+/** Bytes that are not valid UTF-8 (or are, by chance), put somewhere in the payload. */
+function damageBytes(bytes: Buffer, rand: () => number): Buffer {
+  const bad = [[0x80], [0xff], [0xc3], [0xe6, 0x97], [0xf0, 0x9f, 0x8e], [0xed, 0xa0, 0x80], [0xc3, 0xa9]];
+  const at = Math.floor(rand() * (bytes.length + 1));
+  return Buffer.concat([bytes.subarray(0, at), Buffer.from(bad[Math.floor(rand() * bad.length)]!), bytes.subarray(at)]);
+}
+
 test('random payloads read by the fast path read exactly as parsed; damaged ones never read differently', (t) => {
   const seed = process.env.SPADE_SEED ? Number(process.env.SPADE_SEED) : randomInt(2 ** 31);
   t.diagnostic(`seed ${seed} (reproduce with SPADE_SEED=${seed})`);
   const rand = prng(seed);
   let fast = 0;
   let damagedFast = 0;
+  let invalidFast = 0;
   const cases = 20_000;
   for (let i = 0; i < cases; i++) {
     const text = payload(rand);
     if (check(text, `seed ${seed} case ${i}`)) fast++;
     if (check(damage(text, rand), `seed ${seed} damaged case ${i}`)) damagedFast++;
+    if (check(damageBytes(Buffer.from(text), rand), `seed ${seed} invalid UTF-8 case ${i}`)) invalidFast++;
   }
-  t.diagnostic(`fast path: ${fast} of ${cases} payloads, ${damagedFast} damaged ones (still valid JSON)`);
-  // Most generated payloads are of the usual shape (nested values, escaped keys and
-  // missing members aside): the comparison above must have had real work to do.
-  assert.ok(fast > cases / 2, `only ${fast} of ${cases} payloads took the fast path`);
+  t.diagnostic(
+    `fast path: ${fast} of ${cases} payloads, ${damagedFast} damaged ones (still valid JSON), ${invalidFast} with invalid UTF-8`,
+  );
+  // Many generated payloads are of the usual shape (nested values, escaped or
+  // non-ASCII keys aside): the comparison above must have had real work to do.
+  assert.ok(fast > cases / 3, `only ${fast} of ${cases} payloads took the fast path`);
   assert.ok(damagedFast > 0, 'some damage leaves valid JSON that the fast path reads');
+  assert.ok(invalidFast > 0, 'some payloads with invalid UTF-8 in their strings are read by the fast path');
 });
