@@ -28,12 +28,13 @@
  * The byte count is what the TSV writer will emit: NUL becomes U+FFFD (3 bytes) and
  * so does a lone surrogate.
  *
- * Speed: the table's property values come by slot, read from the payload text
- * (payload-scan.ts, through `reader`) or by one for-in pass over a parsed
- * object (`convert`); converting them is a plain loop over columns with a switch on a small integer per column; no closures
- * called per column, no regexes, no try/catch, no allocation beyond the slot
- * array and the output strings (and a small array when a user-id lookup must go
- * remote, the only case that returns a Promise).
+ * Speed: the table's property values come by slot, read straight from the
+ * payload's bytes (payload-scan.ts, through `reader`) or by one for-in pass over
+ * a parsed object (`convert`); converting them is a plain loop over columns with
+ * a switch on a small integer per column; no closures called per column, no
+ * regexes, no try/catch, no allocation beyond the slot array and the output
+ * strings (and a small array when a user-id lookup must go remote, the only
+ * case that returns a Promise).
  */
 import { createHash } from 'node:crypto';
 import type { GeoIp } from './geoip.js';
@@ -103,7 +104,7 @@ export interface CompiledTable {
    * written, so `out` may start empty.
    */
   convert(props: Properties, out: (string | null)[], edge?: EnrichmentSource): number | Promise<number>;
-  /** The property names the table reads, for reading them straight from payload text (payload-scan.ts). */
+  /** The property names the table reads, for reading them straight from payload bytes (payload-scan.ts). */
   reader: PropertyReader;
   /**
    * `convert` from the table's property values by slot (as `reader` fills

@@ -142,3 +142,96 @@ test('columns and non-tracked output see the per-event enrichment (time, client_
     },
   ]);
 });
+
+test('payloads read by the fast path give the same rows and outcomes as parsed ones', () => {
+  const col = (name: string, transformer: string, options = '') => ({
+    InboundName: name,
+    OutboundName: `${name}_${transformer.replace(/\W/g, '')}`,
+    Transformer: transformer,
+    ColumnCreationOptions: options,
+  });
+  const config = JSON.stringify([
+    {
+      EventName: 'ev',
+      Columns: [
+        col('n', 'int'),
+        col('n', 'bigint'),
+        col('n', 'float'),
+        col('n', 'bool'),
+        col('n', 'f@timestamp@unix'),
+        col('s', 'varchar', '(8)'),
+        col('s', 'int'),
+        col('s', 'f@timestamp@2006-01-02 15:04:05'),
+        col('s', 'stringToIntegerMD5'),
+        col('time', 'f@timestamp@unix-utc'),
+        col('client_time', 'f@timestamp@unix-utc'),
+        col('ip', 'varchar', '(40)'),
+      ],
+    },
+  ]);
+  const table = compileSchema(parseTableConfig(config, 'inline')[0]!, {});
+  // JSON literal texts (so long integers keep their digits).
+  const literals = [
+    '0',
+    '-0',
+    '1',
+    '-1',
+    '2147483647',
+    '2147483648',
+    '9007199254740993',
+    '-9223372036854775808',
+    '1.5',
+    '1e21',
+    '5e-324',
+    'true',
+    'false',
+    'null',
+    '"x"',
+    '""',
+    '"12345"',
+    '"-0012"',
+    '"ünïcödé 🎮"',
+    '"tab\\there"',
+    '"2023-11-05 01:30:00"',
+    '"\\\\N"',
+    '{}',
+    '[1]',
+  ];
+  const payloads: string[] = [];
+  for (const n of literals) {
+    for (const s of literals.slice(0, 6).concat(literals.slice(13))) {
+      payloads.push(`{"event":"ev","properties":{"n":${n},"s":${s},"time":1699000000}}`);
+    }
+  }
+  payloads.push(
+    '{"properties":{"n":7,"ip":"1.2.3.4"},"event":"ev"}', // properties before the name
+    '[{"event":"ev","properties":{"n":1}},{"event":"other","properties":{"n":2}},{"event":null}]',
+    '{"event":"ev","properties":{"n":1,"n":2,"s":"a","s":"b"}}', // the last duplicate wins
+    '{"event":"ev","properties":{"s":"\\u00e9\\"q\\" \\ud83c\\udfae"}}',
+    '{"event":"ev","properties":null}',
+  );
+  const run = (texts: string[]): { rows: unknown; nonTracked: unknown; counts: unknown } => {
+    const sink = new CollectingSink();
+    const processor = new EventProcessor({ tables: new Map([[table.event, table]]) }, sink);
+    processor.processLines(
+      texts.map((p) =>
+        JSON.stringify({
+          receivedAt: '2023-11-08T12:00:00Z',
+          clientIp: '10.0.0.1',
+          uuid: 'u1',
+          data: Buffer.from(p).toString('base64'),
+        }),
+      ),
+      1,
+      'test',
+    );
+    return { rows: sink.rows, nonTracked: sink.nonTracked, counts: processor.counts };
+  };
+  // The same payloads with a member the fast path leaves to JSON.parse (an object value).
+  const parsed = payloads.map((p) =>
+    p.startsWith('[') ? p.replace('{"event"', '{"x":{},"event"') : `{"x":{},${p.slice(1)}`,
+  );
+  const fast = run(payloads);
+  assert.deepEqual(fast, run(parsed));
+  assert.ok((fast.rows as unknown[]).length > literals.length * 10, 'rows were written');
+});
