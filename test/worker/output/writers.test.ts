@@ -239,6 +239,36 @@ describe('OutputWriters', () => {
     assert.ok((await store.keys()).every((k) => !k.includes('/bad/')));
   });
 
+  it('keeps every row exact while a busy table’s buffer is reused and grows, with rows larger than a chunk', async (t) => {
+    const store = DirStore.temp(t);
+    const w = new OutputWriters({ store, prefix: 'run', fileTag: 'grow' });
+    const expected: string[][] = [];
+    let x = 7;
+    for (let i = 0; i < 30_000; i++) {
+      x = (x * 48271) % 2147483647;
+      // Multi-byte text, and now and then a row of 160 KiB (more than a first chunk, even
+      // doubled: the one at i = 10 comes early) or 300 KiB (more than the largest chunk).
+      const big =
+        i === 10 || i % 5000 === 4999 ? 'ü'.repeat(80 * 1024) : i % 7000 === 6999 ? 'x'.repeat(300 * 1024) : '';
+      const row = [String(i), x.toString(36), `é😀 ${i}\t${x % 97}`, big];
+      expected.push(row);
+      w.writeRow('busy', 0, row);
+      if (i % 100 === 0) w.writeRow('quiet', 0, [String(i)]);
+    }
+    const files = await w.close();
+    checkSizes(store, files);
+    const busy = files.filter((f) => f.event === 'busy');
+    assert.ok(busy.reduce((n, f) => n + f.uncompressedBytes, 0) > 2 * 1024 * 1024, 'enough rows to grow buffers');
+    assert.deepEqual(
+      busy.flatMap((f) => tsvRows(fileText(store, f.key))),
+      expected.map((r) => r.map((v) => (v === '' ? null : v))),
+    );
+    assert.deepEqual(
+      files.filter((f) => f.event === 'quiet').flatMap((f) => tsvRows(fileText(store, f.key))),
+      Array.from({ length: 300 }, (_, k) => [String(k * 100)]),
+    );
+  });
+
   it('abort() leaves no partial files and refuses further writes', async (t) => {
     const store = DirStore.temp(t, { uploadChunkDelayMs: 5 });
     const w = new OutputWriters({ store, prefix: 'run', fileTag: 'tag1' });
