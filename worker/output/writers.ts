@@ -21,10 +21,10 @@
  * the number of tables into the hundreds of MB. Instead each file's gzip
  * output goes to a temp file under `spoolDir`; a finished file (rotated or
  * closed) is uploaded from there, at most `maxConcurrentUploads` at a time,
- * and its temp file removed. Memory per open file is then its row buffer (64
- * KiB; busy ones larger, within CHUNK_GROWTH_BUDGET per writer) and the last
- * 32 KiB of its input (the deflate dictionary). A local store
- * already streams into a temp file and renames it, so it gets the bytes directly.
+ * and its temp file removed. Memory per open file is then its row buffer
+ * (64 KiB; busy ones larger, within CHUNK_GROWTH_BUDGET per writer) and the
+ * last 32 KiB of its input (the deflate dictionary). A local store already
+ * streams into a temp file and renames it, so it gets the bytes directly.
  *
  * Backpressure: `needsDrain()` turns true when the compressed bytes the store
  * has not read yet exceed `maxPendingBytes`; `drain()` waits until they are
