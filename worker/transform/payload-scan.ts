@@ -93,8 +93,13 @@ export interface ScannedEvent {
   slots: unknown[] | null;
 }
 
-/** Which properties an event name's table reads (undefined: none, the event is not converted). */
-export type ReaderLookup = (eventName: string) => PropertyReader | undefined;
+/**
+ * Which properties an event name's table reads: undefined when the event is
+ * not converted and its properties are not needed (an excluded or empty
+ * event), null when its whole properties object is (a non-tracked event: the
+ * payload is then left to JSON.parse, so it is not read twice).
+ */
+export type ReaderLookup = (eventName: string) => PropertyReader | undefined | null;
 
 /**
  * The events of a payload, with the slots of each event's table filled; null
@@ -213,7 +218,9 @@ function scanEvent(b: Buffer, i: number, readerFor: ReaderLookup, events: Scanne
         } else {
           return NO;
         }
-        reader = readerFor(name);
+        const found = readerFor(name);
+        if (found === null) return NO;
+        reader = found;
       } else if (keyLength === 10 && isWordAt(b, keyStart, 'properties')) {
         if (propertiesSeen) return NO;
         propertiesSeen = true;
@@ -243,7 +250,9 @@ function scanEvent(b: Buffer, i: number, readerFor: ReaderLookup, events: Scanne
   }
   if (name === null) {
     name = '';
-    reader = readerFor(name);
+    const found = readerFor(name);
+    if (found === null) return NO;
+    reader = found;
   }
   if (reader !== undefined && slots === null) {
     slots = new Array<unknown>(reader.slotCount);

@@ -70,8 +70,13 @@ export class EventProcessor {
     private readonly opts: ProcessorOptions,
     private readonly sink: RowSink,
   ) {
-    const tables = opts.tables;
-    this.readerFor = (name) => tables.get(name)?.reader;
+    const { tables, otherKnownEvents } = opts;
+    this.readerFor = (name) => {
+      const table = tables.get(name);
+      if (table !== undefined) return table.reader;
+      // A non-tracked event's properties are written whole: such payloads are parsed.
+      return name === '' || otherKnownEvents?.has(name) ? undefined : null;
+    };
   }
 
   /** Every outcome counted so far (the rows still counted per table are added first). */
@@ -152,8 +157,9 @@ export class EventProcessor {
    * One event of a line, given either as its table's slot values (the fast
    * path, `slots`) or as its decoded properties. Converters read the enriched
    * names through `edge`; only outputs that keep the properties themselves
-   * (non-tracked, quarantine) need the object, parsed from `payload` if the fast
-   * path read the event, and enrich it first.
+   * (non-tracked, quarantine) need the object, and enrich it first (the fast
+   * path leaves payloads with non-tracked events to JSON.parse; an event it read
+   * is parsed here only if its converter fails).
    */
   private processEvent(
     name: string,

@@ -136,6 +136,29 @@ test('payloads the fast path does not vouch for are left to JSON.parse', () => {
   assert.throws(() => scanPayload(Buffer.from('{}'), readerFor), /sentinel/);
 });
 
+test('a payload with an event whose whole properties are needed (lookup gives null) is left to JSON.parse', () => {
+  // The processor's lookup gives null for a non-tracked event: its properties
+  // are written whole, so the payload is parsed once rather than scanned and parsed.
+  const wholeFor = (name: string): PropertyReader | undefined | null =>
+    name === 'other' ? null : name === 'excluded' ? undefined : readers.get(name);
+  const read = (text: string) => scanPayload(Buffer.from(text + '\0', 'utf8'), wholeFor);
+  assert.equal(read('{"event":"other","properties":{"ip":"x"}}'), null);
+  assert.equal(read('[{"event":"play","properties":{"ip":"x"}},{"event":"other"}]'), null);
+  assert.equal(read('[{"event":"other"},{"event":"play"}]'), null);
+  // An event read with no properties at all (undefined) does not stop the scan.
+  assert.deepEqual(
+    plainEvents(read('[{"event":"excluded","properties":{"a":1}},{"event":"play","properties":{"ip":"x"}}]')!),
+    [
+      { name: 'excluded', slots: null },
+      { name: 'play', slots: ['x', ...new Array<unknown>(NAMES.length - 1)] },
+    ],
+  );
+  // An event without a name looks up '' (the empty outcome): null there too means parse.
+  const noName = (name: string): PropertyReader | undefined | null => (name === '' ? null : readers.get(name));
+  assert.equal(scanPayload(Buffer.from('{"properties":{"ip":"x"}}\0', 'utf8'), noName), null);
+  assert.notEqual(scanPayload(Buffer.from('{"properties":{"ip":"x"}}\0', 'utf8'), readerFor), null);
+});
+
 // ---------------------------------------------------------------------------
 // Random payloads, and random damage to them.
 
