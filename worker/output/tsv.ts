@@ -70,6 +70,14 @@ function escapeFrom(value: string, first: number): string {
  * timestamp) and it is not scanned.
  */
 export function encodeRow(fields: readonly (string | null)[], plainColumns?: readonly boolean[]): string {
+  return encodeRowText(fields, plainColumns) + '\n';
+}
+
+/**
+ * `encodeRow` without the final LF, as one flat string: what the output
+ * writers copy into their buffers, adding the LF byte themselves.
+ */
+export function encodeRowText(fields: readonly (string | null)[], plainColumns?: readonly boolean[]): string {
   const n = fields.length;
   // A copy only for rows with something to escape; join then copies every field
   // once into one flat string (null joins as ''), where += would allocate a
@@ -81,7 +89,7 @@ export function encodeRow(fields: readonly (string | null)[], plainColumns?: rea
     const e = encodeField(f);
     if (e !== f) (escaped ??= fields.slice())[i] = e;
   }
-  return (escaped ?? fields).join('\t') + '\n';
+  return (escaped ?? fields).join('\t');
 }
 
 /**

@@ -52,7 +52,10 @@ import { pipeline } from 'node:stream/promises';
 import { byKey, type ObjectStore } from '../store/objectstore.js';
 import { ExactInteger } from '../transform/values.js';
 import { ChunkedGzip } from './chunked-gzip.js';
-import { encodeRow } from './tsv.js';
+import { encodeRowText } from './tsv.js';
+
+/** Ends every row and JSON line (written as a byte: see appendLine). */
+const LF = 0x0a;
 
 export interface WrittenFile {
   key: string;
@@ -479,29 +482,34 @@ class FileSeries implements TableRowWriter {
   ) {}
 
   writeRow(fields: readonly (string | null)[]): void {
-    this.append(encodeRow(fields));
+    this.appendLine(encodeRowText(fields));
   }
 
-  /** Hot path: one complete line (ending in LF). */
-  append(line: string): void {
+  /**
+   * Hot path: one line, given without its LF, which is written here as a byte:
+   * `text + '\n'` would be a cons string that the UTF-8 encoder first flattens,
+   * i.e. one more copy of every row.
+   */
+  appendLine(text: string): void {
     if (this.closed) throw new Error(`OutputWriters: write to ${this.keyStem}* after close() or abort()`);
     const room = this.buf.length - this.off;
     // A UTF-16 code unit is at most 3 UTF-8 bytes: only count bytes when it might not fit.
-    if (line.length * 3 > room) {
-      const size = Buffer.byteLength(line, 'utf8');
+    if (text.length * 3 + 1 > room) {
+      const size = Buffer.byteLength(text, 'utf8') + 1;
       if (size > room) {
         this.flush();
         this.buf = this.nextBuffer();
         if (size > this.buf.length) {
           // A row bigger than a chunk goes in as its own write.
-          this.writeChunk(Buffer.from(line, 'utf8'), 1);
+          this.writeChunk(Buffer.from(text + '\n', 'utf8'), 1);
           if (this.fileBytes >= this.rotateBytes) this.endPart();
           return;
         }
       }
     }
     // Whole rows only, so the UTF-8 encoder never sees half of a surrogate pair.
-    this.off += this.buf.write(line, this.off, 'utf8');
+    this.off += this.buf.write(text, this.off, 'utf8');
+    this.buf[this.off++] = LF;
     this.pendingRows++;
     if (this.fileBytes + this.off >= this.rotateBytes) {
       this.flush();
@@ -649,7 +657,7 @@ export class OutputWriters {
       this.lastEvent = event;
       this.lastVersion = version;
     }
-    series.append(encodeRow(fields, plainColumns));
+    series.appendLine(encodeRowText(fields, plainColumns));
   }
 
   /**
@@ -668,14 +676,14 @@ export class OutputWriters {
       });
     }
     if (this.nonTracked === null) this.nonTracked = this.newSeries('_nontracked/', '.json.gz', { kind: 'nontracked' });
-    this.nonTracked.append(line + '\n');
+    this.nonTracked.appendLine(line);
   }
 
   /** Appends `{"source","lineNo","reason","text"}` as one JSON line. */
   writeQuarantine(rec: QuarantineRecord): void {
     const line = JSON.stringify({ source: rec.source, lineNo: rec.lineNo, reason: rec.reason, text: rec.text });
     if (this.quarantine === null) this.quarantine = this.newSeries('_quarantine/', '.json.gz', { kind: 'quarantine' });
-    this.quarantine.append(line + '\n');
+    this.quarantine.appendLine(line);
   }
 
   /** True when the caller should `await drain()` before writing more (or when a write failed). */
