@@ -4,11 +4,24 @@
  * payloads, 1% malformed lines), then measures in separate processes:
  * the decode-only floor (gunzip + outer JSON.parse + base64 + payload
  * JSON.parse), and the full transform with 1 and 2 threads: events/s, MB/s of
- * input, peak RSS; `--rounds N` (default 3) repeats the three and reports medians.
+ * input, peak RSS, and the cores each run kept busy (its process's CPU time
+ * over its wall time); `--rounds N` (default 3) repeats the three and reports
+ * medians. The transform's output goes to `--out-dir` (default: /dev/shm when
+ * there is one, else the temp dir) and is removed after each run.
  */
 import { execFileSync } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import {
+  accessSync,
+  constants,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createGunzip } from 'node:zlib';
@@ -55,21 +68,41 @@ async function decodeFloor(files: string[]): Promise<{ events: number; bytes: nu
   return { events, bytes };
 }
 
+/**
+ * Where the transform's output goes. Not the disk by default: each run
+ * removes its ~1,800 output files, and on an ext4 without a journal (as on
+ * this project's VMs) creating files next to thousands deleted within the last
+ * minutes makes the kernel test each of those inodes first (ext4
+ * recently_deleted): perf put 5% of a 2-thread run's CPU there, more than its
+ * input gunzip. That measures the previous run, not the transform.
+ */
+function defaultOutDir(): string {
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    return '/dev/shm';
+  } catch {
+    return tmpdir();
+  }
+}
+
 async function child(): Promise<void> {
   const mode = arg('child', '');
   const input = arg('input', '');
   const files = listFiles(input);
   const started = process.hrtime.bigint();
+  const cpuAtStart = process.cpuUsage();
   let events: number;
   let bytes: number;
   let secs: number;
+  let cpu: NodeJS.CpuUsage;
   if (mode === 'floor') {
     ({ events, bytes } = await decodeFloor(files));
     secs = Number(process.hrtime.bigint() - started) / 1e9;
+    cpu = process.cpuUsage(cpuAtStart);
   } else {
     const { transformCommand } = await import('../worker/cli/transform.js');
     const { eventTotals } = await import('../worker/transform/outcomes.js');
-    const out = join(tmpdir(), `spade-bench-out-${process.pid}`);
+    const out = join(arg('out-dir', defaultOutDir()), `spade-bench-out-${process.pid}`);
     const summary = await transformCommand(
       {
         inputs: files,
@@ -84,12 +117,17 @@ async function child(): Promise<void> {
     );
     // Timed up to here: removing the benchmark's output afterwards is not part of the transform.
     secs = Number(process.hrtime.bigint() - started) / 1e9;
+    cpu = process.cpuUsage(cpuAtStart);
     rmSync(out, { recursive: true, force: true });
     events = Object.values(eventTotals(summary.counts)).reduce((s, n) => s + n, 0);
     bytes = summary.counts.inputBytes;
   }
-  const rssMb = process.resourceUsage().maxRSS / 1024;
-  process.stdout.write(JSON.stringify({ mode, secs, events, bytes, rssMb }) + '\n');
+  const usage = process.resourceUsage();
+  const rssMb = usage.maxRSS / 1024;
+  // CPU time of every thread of the process (transform threads, zlib, V8's GC
+  // and compiler threads) over the timed part, as for secs.
+  const cpuSecs = (cpu.user + cpu.system) / 1e6;
+  process.stdout.write(JSON.stringify({ mode, secs, events, bytes, rssMb, cpuSecs }) + '\n');
 }
 
 async function main(): Promise<void> {
@@ -120,24 +158,26 @@ async function main(): Promise<void> {
   const gz = files.reduce((s, f) => s + statSync(f).size, 0);
   process.stdout.write(`corpus: ${files.length} files, ${(gz / 1e6).toFixed(0)} MB gzip\n`);
   const script = fileURLToPath(import.meta.url);
-  const run = (mode: string, threads: number): { secs: number; events: number; bytes: number; rssMb: number } => {
+  const outDir = arg('out-dir', defaultOutDir());
+  process.stdout.write(`transform output under ${outDir}\n`);
+  type Run = { secs: number; events: number; bytes: number; rssMb: number; cpuSecs: number };
+  const run = (mode: string, threads: number): Run => {
     const out = execFileSync(
       process.execPath,
-      [script, '--child', mode, '--threads', String(threads), '--input', corpus],
+      [script, '--child', mode, '--threads', String(threads), '--input', corpus, '--out-dir', outDir],
       {
         encoding: 'utf8',
         maxBuffer: 1 << 20,
       },
     );
-    return JSON.parse(out.trim().split('\n').pop()!) as { secs: number; events: number; bytes: number; rssMb: number };
+    return JSON.parse(out.trim().split('\n').pop()!) as Run;
   };
   // This VM's speed drifts by 10-20% over minutes: each round measures the floor and both
   // transforms back to back, and the medians over the rounds are reported.
   const rounds = positiveNumber('rounds', 3);
-  type Run = { secs: number; events: number; bytes: number; rssMb: number };
   const line = (label: string, r: Run): string =>
     `${label.padEnd(22)} ${(r.events / r.secs / 1000).toFixed(1).padStart(8)} k events/s ${(r.bytes / 1e6 / r.secs).toFixed(1).padStart(7)} MB/s input ` +
-    `${r.secs.toFixed(1).padStart(6)} s  peak RSS ${r.rssMb.toFixed(0)} MB`;
+    `${r.secs.toFixed(1).padStart(6)} s  peak RSS ${r.rssMb.toFixed(0)} MB  ${(r.cpuSecs / r.secs).toFixed(2)} cores busy`;
   const median = (xs: number[]): number => {
     const v = [...xs].sort((a, b) => a - b);
     return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
@@ -145,6 +185,7 @@ async function main(): Promise<void> {
   const eps = { floor: [] as number[], one: [] as number[], two: [] as number[] };
   const ratios = { perThread: [] as number[], scaling: [] as number[] };
   const rss = { one: [] as number[], two: [] as number[] };
+  const cores = { one: [] as number[], two: [] as number[] };
   for (let r = 1; r <= rounds; r++) {
     process.stdout.write(`round ${r}/${rounds}\n`);
     const floor = run('floor', 1);
@@ -161,13 +202,19 @@ async function main(): Promise<void> {
     ratios.scaling.push(t / o);
     rss.one.push(one.rssMb);
     rss.two.push(two.rssMb);
+    cores.one.push(one.cpuSecs / one.secs);
+    cores.two.push(two.cpuSecs / two.secs);
   }
   const k = (xs: number[]): string => `${(median(xs) / 1000).toFixed(1)} k events/s`;
   process.stdout.write(
     `\nmedians over ${rounds} round(s): floor ${k(eps.floor)}, transform 1 thread ${k(eps.one)}, 2 threads ${k(eps.two)}\n` +
       `transform/floor per thread: ${median(ratios.perThread).toFixed(2)} (target >= 0.5; rounds ${ratios.perThread.map((x) => x.toFixed(2)).join(' ')})\n` +
       `2 threads / 1 thread: ${median(ratios.scaling).toFixed(2)} (target >= 1.8; rounds ${ratios.scaling.map((x) => x.toFixed(2)).join(' ')})\n` +
-      `peak RSS: 1 thread ${Math.max(...rss.one).toFixed(0)} MB, 2 threads ${Math.max(...rss.two).toFixed(0)} MB (largest over the rounds)\n`,
+      `peak RSS: 1 thread ${Math.max(...rss.one).toFixed(0)} MB, 2 threads ${Math.max(...rss.two).toFixed(0)} MB (largest over the rounds)\n` +
+      // One transform thread keeps more than one core busy (zlib, GC and compiler
+      // threads): with N cores, 2 threads can be at most N / that many times faster.
+      `cores busy: 1 thread ${median(cores.one).toFixed(2)}, 2 threads ${median(cores.two).toFixed(2)} of ${availableParallelism()}` +
+      ` (2 threads can be at most ${(Math.min(2 * median(cores.one), availableParallelism()) / median(cores.one)).toFixed(2)}x one thread here)\n`,
   );
 }
 
