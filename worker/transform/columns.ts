@@ -462,6 +462,16 @@ export function compileSchema(schema: TableSchema, deps: TransformDeps): Compile
   const ipSlot = slotOf.get('ip') ?? -1;
   const userAgentSlot = slotOf.get('user_agent') ?? -1;
   const slotCount = slotOf.size;
+  // Slots read only as integers (int, bigint, a user id) may hold an integer
+  // literal's own text, which int32Text/int64Text give back as it is. Not the
+  // enriched names: convertSlots patches or copies those (time into client_time).
+  const integerTextSlots = new Array<boolean>(slotCount).fill(true);
+  for (const slot of [clientTimeSlot, timeSlot, ipSlot, userAgentSlot]) if (slot >= 0) integerTextSlots[slot] = false;
+  for (let i = 0; i < count; i++) {
+    const kind = kinds[i];
+    if (kind !== K_INT && kind !== K_BIGINT && kind !== K_USER_ID) integerTextSlots[columnSlot[i]!] = false;
+    if (loginSlot[i]! >= 0) integerTextSlots[loginSlot[i]!] = false;
+  }
 
   function convert(props: Properties, out: (string | null)[], edge?: EnrichmentSource): number | Promise<number> {
     // One pass over the event's own keys fills the slots (measured no slower than one
@@ -563,7 +573,7 @@ export function compileSchema(schema: TableSchema, deps: TransformDeps): Compile
     columnNames: schema.columns.map((c) => c.outboundName),
     plainColumns,
     convert,
-    reader: new PropertyReader([...slotOf.keys()]),
+    reader: new PropertyReader([...slotOf.keys()], integerTextSlots),
     convertSlots,
   };
 }

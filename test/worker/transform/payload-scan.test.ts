@@ -136,6 +136,26 @@ test('payloads the fast path does not vouch for are left to JSON.parse', () => {
   assert.throws(() => scanPayload(Buffer.from('{}'), readerFor), /sentinel/);
 });
 
+test('integer literals of slots read only as integers are scanned as their text', () => {
+  const reader = new PropertyReader(['id', 'other'], [true, false]);
+  const read = (literal: string): unknown[] =>
+    Array.from(
+      scanPayload(Buffer.from(`{"event":"e","properties":{"id":${literal},"other":${literal}}}\0`), () => reader)![0]!
+        .slots!,
+      plain,
+    );
+  assert.deepEqual(read('1234567890123'), ['1234567890123', 1234567890123]);
+  assert.deepEqual(read('-42'), ['-42', -42]);
+  assert.deepEqual(read('0'), ['0', 0]);
+  // Not as text: -0 (its String() is "0"), fractions and exponents (their value's text
+  // differs), and 16 digits or more (ExactInteger, as everywhere).
+  assert.deepEqual(read('-0'), ['-0', '-0']);
+  assert.deepEqual(read('1.0'), [1, 1]);
+  assert.deepEqual(read('1e2'), [100, 100]);
+  assert.deepEqual(read('1234567890123456'), [{ exact: '1234567890123456' }, { exact: '1234567890123456' }]);
+  assert.deepEqual(read('"7"'), ['7', '7']);
+});
+
 test('a payload with an event whose whole properties are needed (lookup gives null) is left to JSON.parse', () => {
   // The processor's lookup gives null for a non-tracked event: its properties
   // are written whole, so the payload is parsed once rather than scanned and parsed.

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { compileSchema } from '../../../worker/transform/columns.js';
+import { compileSchema, type CompiledTable } from '../../../worker/transform/columns.js';
 import { mergeCounts, emptyCounts } from '../../../worker/transform/outcomes.js';
 import { EventProcessor, type RowSink } from '../../../worker/transform/processor.js';
 import { parseTableConfig } from '../../../worker/transform/schema.js';
@@ -166,10 +166,27 @@ test('payloads read by the fast path give the same rows and outcomes as parsed o
         col('time', 'f@timestamp@unix-utc'),
         col('client_time', 'f@timestamp@unix-utc'),
         col('ip', 'varchar', '(40)'),
+        // Read only as integers: the fast path hands integer literals over as their text.
+        col('i', 'int'),
+        col('i', 'bigint'),
+        col('j', 'bigint'),
       ],
     },
+    {
+      // time read only as an integer, but its value also becomes client_time (a number there).
+      EventName: 'ev2',
+      Columns: [col('time', 'int'), col('client_time', 'f@timestamp@unix-utc')],
+    },
   ]);
-  const table = compileSchema(parseTableConfig(config, 'inline')[0]!, {});
+  const [table, table2] = parseTableConfig(config, 'inline').map((schema) => compileSchema(schema, {})) as [
+    CompiledTable,
+    CompiledTable,
+  ];
+  assert.deepEqual([...table2.reader.integerText], [0, 0]);
+  assert.deepEqual(
+    [...table.reader.integerText],
+    ['n', 's', 'time', 'client_time', 'ip', 'i', 'j'].map((name) => (name === 'i' || name === 'j' ? 1 : 0)),
+  );
   // JSON literal texts (so long integers keep their digits).
   const literals = [
     '0',
@@ -178,9 +195,17 @@ test('payloads read by the fast path give the same rows and outcomes as parsed o
     '-1',
     '2147483647',
     '2147483648',
+    '-2147483648',
+    '-2147483649',
+    '100',
+    '123456789012345',
+    '-999999999999999',
+    '1234567890123456',
     '9007199254740993',
     '-9223372036854775808',
     '1.5',
+    '1.0',
+    '1e2',
     '1e21',
     '5e-324',
     'true',
@@ -199,9 +224,10 @@ test('payloads read by the fast path give the same rows and outcomes as parsed o
   ];
   const payloads: string[] = [];
   for (const n of literals) {
-    for (const s of literals.slice(0, 6).concat(literals.slice(13))) {
-      payloads.push(`{"event":"ev","properties":{"n":${n},"s":${s},"time":1699000000}}`);
+    for (const s of literals.slice(0, 6).concat(literals.slice(literals.indexOf('null')))) {
+      payloads.push(`{"event":"ev","properties":{"n":${n},"s":${s},"i":${n},"j":${s},"time":1699000000}}`);
     }
+    payloads.push(`{"event":"ev2","properties":{"time":${n}}}`);
   }
   payloads.push(
     '{"properties":{"n":7,"ip":"1.2.3.4"},"event":"ev"}', // properties before the name
@@ -212,7 +238,8 @@ test('payloads read by the fast path give the same rows and outcomes as parsed o
   );
   const run = (texts: string[]): { rows: unknown; nonTracked: unknown; counts: unknown } => {
     const sink = new CollectingSink();
-    const processor = new EventProcessor({ tables: new Map([[table.event, table]]) }, sink);
+    const tables = new Map([table, table2].map((t) => [t.event, t]));
+    const processor = new EventProcessor({ tables }, sink);
     processor.processLines(
       texts.map((p) =>
         JSON.stringify({
