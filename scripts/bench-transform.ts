@@ -10,17 +10,7 @@
  * there is one, else the temp dir) and is removed after each run.
  */
 import { execFileSync } from 'node:child_process';
-import {
-  accessSync,
-  constants,
-  createReadStream,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-} from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +19,7 @@ import { LocalStore } from '../worker/store/local.js';
 import { arg, positiveNumber } from './bench/args.js';
 import { parseTableConfig } from '../worker/transform/schema.js';
 import { generateEdgeLogs } from './generate/edge-logs.js';
+import { scratchDir } from '../test/helpers/scratch-dir.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const fixtures = process.env.SPADE_FIXTURES ?? resolve(root, '..', 'shared', 'fixtures');
@@ -76,14 +67,7 @@ async function decodeFloor(files: string[]): Promise<{ events: number; bytes: nu
  * recently_deleted): perf put 5% of a 2-thread run's CPU there, more than its
  * input gunzip. That measures the previous run, not the transform.
  */
-function defaultOutDir(): string {
-  try {
-    accessSync('/dev/shm', constants.W_OK);
-    return '/dev/shm';
-  } catch {
-    return tmpdir();
-  }
-}
+const defaultOutDir = scratchDir;
 
 async function child(): Promise<void> {
   const mode = arg('child', '');

@@ -5,12 +5,12 @@
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
+import { scratchDir } from './scratch-dir.js';
 
 export interface S3TestServer {
   /** http://127.0.0.1:<port> */
@@ -36,6 +36,7 @@ const REGION = 'us-east-1';
 const START_TIMEOUT_MS = 20_000;
 
 export async function startS3Server(t: TestContext, opts: { buckets?: string[] } = {}): Promise<S3TestServer> {
+  // s3rver keeps three files per object: RAM-backed when possible (scratchDir).
   const directory = mkdtempSync(join(scratchDir(), 'spade-s3rver-'));
   const script = fileURLToPath(new URL('./s3rver-main.js', import.meta.url));
   let child: ChildProcess | undefined;
@@ -91,19 +92,6 @@ export async function startS3Server(t: TestContext, opts: { buckets?: string[] }
       for (const [key, body] of objects) seedObject(directory, bucket, key, body);
     },
   };
-}
-
-/**
- * s3rver keeps three files per object; on disk-backed temp dirs creating files
- * can cost ~1 ms each, on RAM-backed /dev/shm a few µs, so prefer that when present.
- */
-function scratchDir(): string {
-  try {
-    accessSync('/dev/shm', constants.W_OK);
-    return '/dev/shm';
-  } catch {
-    return tmpdir();
-  }
 }
 
 /** s3rver's FilesystemStore layout: `<bucket>/<key>._S3rver_object` plus md5 and metadata files. */
