@@ -416,11 +416,9 @@ function isDigit(c: number): boolean {
  * A JSON number at `i`. Integers of up to 15 digits are computed while
  * scanning (exact: below 2^53); longer ones become ExactInteger; fractions and
  * exponents go through Number, which rounds the literal as JSON.parse does.
- */
-/**
- * A number; with `integerText`, an integer literal of at most 15 digits other
- * than `-0` is scanned as its text (see PropertyReader.integerText): JSON
- * allows no leading zeros or `+`, so that text is what String() of its value gives.
+ * With `integerText`, an integer literal of up to 15 digits other than `-0` is
+ * scanned as its text instead (see PropertyReader.integerText): JSON allows no
+ * leading zeros or `+`, so that text is what String() of its value gives.
  */
 function scanNumber(b: Buffer, i: number, want: boolean, integerText: boolean): number {
   const start = i;
