@@ -46,7 +46,7 @@ export class PropertyReader {
    * Per slot, 1 where an integer literal may be handed over as its own text
    * (a string) instead of a number: the table reads the property only through
    * integer columns, whose text of the literal is the literal itself, so the
-   * number-to-text conversion (a few hundred ns for an id above 2^31) is spared.
+   * number-to-text conversion (~0.7 µs for a random 12-digit id here) is spared.
    */
   readonly integerText: Uint8Array;
   /** Slot of the empty name (-1: not read); `slotOf` is never asked for it. */
