@@ -69,12 +69,16 @@ async function scrape(url: string, token: string, started: number): Promise<Scra
   }
 }
 
-/** The transform benchmark's rate on the same corpus and threads (its own child mode). */
+/**
+ * The transform benchmark's rate on the same corpus and threads (its own child
+ * mode), writing its output beside the processor's (in the temp dir), not on
+ * the tmpfs that bench:transform itself prefers: same storage, same costs.
+ */
 async function referenceRate(corpusDir: string, threads: number): Promise<{ eps: number; secs: number }> {
   const script = join(repoRoot(), 'dist', 'scripts', 'bench-transform.js');
   const { stdout } = await execFileP(
     process.execPath,
-    [script, '--child', 'transform', '--threads', String(threads), '--input', corpusDir],
+    [script, '--child', 'transform', '--threads', String(threads), '--input', corpusDir, '--out-dir', tmpdir()],
     { maxBuffer: 1 << 20 },
   );
   const r = JSON.parse(stdout.trim().split('\n').pop()!) as { secs: number; events: number };
