@@ -195,8 +195,8 @@ async function main(): Promise<void> {
       `transform/floor per thread: ${median(ratios.perThread).toFixed(2)} (target >= 0.5; rounds ${ratios.perThread.map((x) => x.toFixed(2)).join(' ')})\n` +
       `2 threads / 1 thread: ${median(ratios.scaling).toFixed(2)} (target >= 1.8; rounds ${ratios.scaling.map((x) => x.toFixed(2)).join(' ')})\n` +
       `peak RSS: 1 thread ${Math.max(...rss.one).toFixed(0)} MB, 2 threads ${Math.max(...rss.two).toFixed(0)} MB (largest over the rounds)\n` +
-      // One transform thread keeps more than one core busy (zlib, GC and compiler
-      // threads): with N cores, 2 threads can be at most N / that many times faster.
+      // One transform thread keeps c > 1 cores busy (zlib, GC and compiler threads):
+      // with N cores, 2 threads can be at most min(2c, N) / c times faster than one.
       `cores busy: 1 thread ${median(cores.one).toFixed(2)}, 2 threads ${median(cores.two).toFixed(2)} of ${availableParallelism()}` +
       ` (2 threads can be at most ${(Math.min(2 * median(cores.one), availableParallelism()) / median(cores.one)).toFixed(2)}x one thread here)\n`,
   );
