@@ -33,6 +33,7 @@ import type { ReplayProgress } from './progress.js';
 import { formatLoadReport } from './report.js';
 import { createTableSql } from './warehouse/ddl.js';
 import { quoteIdent } from './warehouse/sql.js';
+import { expectedColumns } from './warehouse/table-columns.js';
 import { openWarehouse, redactUrl, type TableLoadResult, type Warehouse } from './warehouse/warehouse.js';
 import { datePrefixes, type ReplayWindow } from './window.js';
 
@@ -276,6 +277,8 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
         {
           schema: opts.schema,
           table,
+          // Every table is in the config (resolveTables); no columns would fail the load with a message.
+          columns: expectedColumns(schemas, table) ?? [],
           window: { start: w.start, end: w.end },
           files: files.map((f) => ({ key: f.key, url: output.urlOf(f.key) })),
           manifestUrl: output.urlOf(loadManifestKey(opts.runtag, table)),

@@ -6,13 +6,20 @@
  * (after a restart, or by another loader) finds the record and loads nothing.
  * The record's INSERT comes first: a concurrent loader of the same manifest
  * waits on its primary key and then sees the conflict.
+ *
+ * Before any COPY, every table of the batch goes through the same column check
+ * as a replay (table-columns.ts); COPY names the config's columns. A table that
+ * does not match fails the whole batch (it is one transaction), which is
+ * retried like any failed append until the table or the config is fixed.
  */
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { copyFromStdinSql, DEFAULT_SCHEMA, qualifiedName } from './sql.js';
+import type { TableSchema } from '../../worker/transform/schema.js';
+import { copyFromStdinSql, DEFAULT_SCHEMA, displayName, qualifiedName } from './sql.js';
+import { checkTableColumns, expectedColumns, type ExpectedColumn } from './table-columns.js';
 import { Redactor, redactUrl } from './warehouse.js';
 
 export const LOADED_MANIFESTS_TABLE = 'spade_loaded_manifests';
@@ -79,13 +86,15 @@ export class AppendLoader {
 
   /**
    * Loads `files` and records `manifest`, in one transaction; does nothing when
-   * `manifest` is already recorded. Rejects (after rolling back) on any failure,
-   * with the table and file in the message.
+   * `manifest` is already recorded. `schemas` is the table config the files
+   * were written with: it gives each table's columns. Rejects (after rolling
+   * back) on any failure, with the table and file in the message.
    */
   async append(
     manifest: string,
     files: readonly AppendFile[],
     openFile: (key: string) => Promise<Readable>,
+    schemas: readonly TableSchema[],
   ): Promise<AppendResult> {
     const client = await this.pool.connect();
     const onError = (): void => undefined; // reported through the running query
@@ -101,10 +110,12 @@ export class AppendLoader {
         await client.query('ROLLBACK');
         return { status: 'already_loaded', rows: 0 };
       }
+      const columnsOf = await this.checkTables(client, new Set(files.map((f) => f.table)), schemas);
       let rows = 0;
       for (const f of files) {
         try {
-          const copy = client.query(copyFrom(copyFromStdinSql(qualifiedName(this.schema, f.table))));
+          const columns = columnsOf.get(f.table) as string[];
+          const copy = client.query(copyFrom(copyFromStdinSql(qualifiedName(this.schema, f.table), columns)));
           await pipeline(await openFile(f.key), createGunzip(), copy);
           rows += copy.rowCount;
         } catch (err) {
@@ -128,6 +139,36 @@ export class AppendLoader {
       // After a failure the connection may be mid-COPY: never reuse it.
       client.release(broken ? true : undefined);
     }
+  }
+
+  /** The column check of every table (all before any COPY); the column names to COPY, per table. */
+  private async checkTables(
+    client: pg.PoolClient,
+    tables: ReadonlySet<string>,
+    schemas: readonly TableSchema[],
+  ): Promise<Map<string, string[]>> {
+    const columnsOf = new Map<string, string[]>();
+    const problems: string[] = [];
+    for (const table of tables) {
+      const columns: ExpectedColumn[] | undefined = expectedColumns(schemas, table);
+      if (!columns) {
+        problems.push(`table ${displayName(this.schema, table)} is not in the config`);
+        continue;
+      }
+      const check = await checkTableColumns(async (sql, params) => (await client.query(sql, params)).rows, {
+        schema: this.schema,
+        table,
+        columns,
+        foldCase: false,
+      });
+      if (check.problem !== undefined) problems.push(check.problem);
+      columnsOf.set(
+        table,
+        columns.map((c) => c.name),
+      );
+    }
+    if (problems.length) throw new Error(problems.join('; '));
+    return columnsOf;
   }
 
   async close(): Promise<void> {

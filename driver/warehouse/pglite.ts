@@ -135,11 +135,11 @@ export class PgliteWarehouse implements Warehouse {
     return {
       tempDroppedOnCommit: true,
       query: (sql, params) => this.run(sql, params),
-      copyFiles: async (temp: string, progress: CopyProgress): Promise<number> => {
+      copyFiles: async (temp: string, columns: readonly string[], progress: CopyProgress): Promise<number> => {
         let copied = 0;
         for (const file of load.files) {
           progress.file = file.key;
-          copied += await this.copyFile(temp, await openFile(file.key));
+          copied += await this.copyFile(temp, columns, await openFile(file.key));
         }
         progress.file = undefined;
         return copied;
@@ -148,8 +148,8 @@ export class PgliteWarehouse implements Warehouse {
   }
 
   /** One file: gunzip as a stream, COPY each blob of whole rows as soon as it is cut. */
-  private async copyFile(temp: string, source: Readable): Promise<number> {
-    const sql = copyFromBlobSql(temp);
+  private async copyFile(temp: string, columns: readonly string[], source: Readable): Promise<number> {
+    const sql = copyFromBlobSql(temp, columns);
     const cutter = new RowBlobCutter(this.blobBytes);
     const gunzip = createGunzip();
     source.on('error', (err: Error) => gunzip.destroy(err));

@@ -113,12 +113,12 @@ export class PostgresWarehouse implements Warehouse {
     return {
       tempDroppedOnCommit: true,
       query: (sql, params) => runQuery(client, sql, params),
-      copyFiles: async (temp: string, progress: CopyProgress): Promise<number> => {
+      copyFiles: async (temp: string, columns: readonly string[], progress: CopyProgress): Promise<number> => {
         let copied = 0;
         for (const file of load.files) {
           progress.file = file.key;
           const source = await openFile(file.key);
-          const copy = client.query(copyFrom(copyFromStdinSql(temp)));
+          const copy = client.query(copyFrom(copyFromStdinSql(temp, columns)));
           await pipeline(source, createGunzip(), copy);
           copied += copy.rowCount;
         }

@@ -82,11 +82,11 @@ export class RedshiftWarehouse extends PostgresWarehouse {
       tempDroppedOnCommit: false,
       catalogLowerCase: true,
       query,
-      copyFiles: async (temp: string, progress: CopyProgress): Promise<number> => {
+      copyFiles: async (temp: string, columns: readonly string[], progress: CopyProgress): Promise<number> => {
         if (load.files.length === 0) return 0;
         if (!load.manifestUrl) throw new Error('Redshift loads need the manifest URL naming the files');
         progress.file = load.manifestUrl;
-        const sql = redshiftCopySql(temp, load.manifestUrl, await this.copyAuth());
+        const sql = redshiftCopySql(temp, columns, load.manifestUrl, await this.copyAuth());
         this.log?.(
           this.redact(`${load.schema}.${load.table}: COPY ${load.files.length} file(s) from ${load.manifestUrl}`),
         );

@@ -64,10 +64,6 @@ export function tempTableName(table: string, serial: number): string {
   return `spade_load_${safe}_${serial}_${random}`;
 }
 
-/** Columns of a table, in order (an empty result means the table does not exist). */
-export const COLUMNS_SQL =
-  'SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position';
-
 export const TABLE_EXISTS_SQL =
   'SELECT 1 AS present FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2';
 
@@ -95,19 +91,33 @@ export function dropTableSql(table: string): string {
   return `DROP TABLE ${table}`;
 }
 
-/** Moves the staged rows that fall inside the window; parameters: [start, end]. */
-export function insertWindowSql(target: string, temp: string): string {
-  return `INSERT INTO ${target} SELECT * FROM ${temp} WHERE ${TIME} BETWEEN $1 AND $2`;
+/** `"a", "b"`: the columns a load names, in the order of the fields in the row files. */
+export function columnList(columns: readonly string[]): string {
+  if (columns.length === 0) throw new Error('no columns to load');
+  return columns.map(quoteIdent).join(', ');
 }
 
-/** PostgreSQL text COPY of our TSV format (common.md): TAB-separated, backslash escapes, empty = NULL. */
-export function copyFromStdinSql(temp: string): string {
-  return `COPY ${temp} FROM STDIN WITH (FORMAT text, DELIMITER E'\\t', NULL '')`;
+/**
+ * Moves the staged rows that fall inside the window; parameters: [start, end].
+ * The columns are named, so rows move by name whatever the table's column order.
+ */
+export function insertWindowSql(target: string, temp: string, columns: readonly string[]): string {
+  const list = columnList(columns);
+  return `INSERT INTO ${target} (${list}) SELECT ${list} FROM ${temp} WHERE ${TIME} BETWEEN $1 AND $2`;
+}
+
+/**
+ * PostgreSQL text COPY of our TSV format (common.md): TAB-separated, backslash
+ * escapes, empty = NULL. `columns` names the columns of the fields, in file
+ * order, so the table's own column order does not matter.
+ */
+export function copyFromStdinSql(table: string, columns: readonly string[]): string {
+  return `COPY ${table} (${columnList(columns)}) FROM STDIN WITH (FORMAT text, DELIMITER E'\\t', NULL '')`;
 }
 
 /** PGlite reads the data of a COPY from the virtual device `/dev/blob` (query option `blob`). */
-export function copyFromBlobSql(temp: string): string {
-  return `COPY ${temp} FROM '/dev/blob' WITH (FORMAT text, DELIMITER E'\\t', NULL '')`;
+export function copyFromBlobSql(temp: string, columns: readonly string[]): string {
+  return `COPY ${temp} (${columnList(columns)}) FROM '/dev/blob' WITH (FORMAT text, DELIMITER E'\\t', NULL '')`;
 }
 
 /** How Redshift authenticates to S3 for a COPY. */
@@ -115,11 +125,17 @@ export type RedshiftAuth =
   { iamRole: string } | { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 
 /**
- * Redshift COPY of the files named by a MANIFEST into the staging table.
+ * Redshift COPY of the files named by a MANIFEST into the staging table, naming
+ * the columns in file order (Redshift accepts a column list).
  * `ESCAPE` decodes backslash+char exactly as written by the TSV writer; `NULL AS '\0'`
  * keeps literal `\N` text from loading as NULL; EMPTYASNULL makes empty fields NULL.
  */
-export function redshiftCopySql(temp: string, manifestUrl: string, auth: RedshiftAuth): string {
+export function redshiftCopySql(
+  temp: string,
+  columns: readonly string[],
+  manifestUrl: string,
+  auth: RedshiftAuth,
+): string {
   if (!/^s3:\/\/[^/]+\/.+/.test(manifestUrl)) {
     throw new Error(`manifest URL ${JSON.stringify(manifestUrl)} is not an s3://bucket/key URL`);
   }
@@ -148,7 +164,7 @@ export function redshiftCopySql(temp: string, manifestUrl: string, auth: Redshif
     authClause = `CREDENTIALS ${plainLiteral(parts.join(';'), 'AWS credentials')}`;
   }
   return (
-    `COPY ${temp} FROM ${plainLiteral(manifestUrl, 'manifest URL')} ${authClause} ` +
+    `COPY ${temp} (${columnList(columns)}) FROM ${plainLiteral(manifestUrl, 'manifest URL')} ${authClause} ` +
     `MANIFEST GZIP DELIMITER '\\t' ESCAPE EMPTYASNULL NULL AS '\\0' TIMEFORMAT 'auto' COMPUPDATE OFF STATUPDATE OFF`
   );
 }

@@ -6,7 +6,6 @@
  */
 import type { Readable } from 'node:stream';
 import {
-  COLUMNS_SQL,
   countWindowSql,
   createTempSql,
   deleteWindowSql,
@@ -18,6 +17,7 @@ import {
   tempTableName,
   validateWindow,
 } from './sql.js';
+import { checkTableColumns, type ExpectedColumn } from './table-columns.js';
 
 export type WarehouseKind = 'postgres' | 'pglite' | 'redshift';
 
@@ -26,6 +26,12 @@ export interface TableLoad {
   schema: string;
   /** Event name = table name. */
   table: string;
+  /**
+   * The config's columns of the table, in the order of the fields in the files
+   * (table-columns.ts `expectedColumns`). The table must have these columns (any
+   * order, compatible types) or the load is refused; COPY and INSERT name them.
+   */
+  columns: readonly ExpectedColumn[];
   /** Pacific wall-clock 'YYYY-MM-DD HH:MM:SS', compared with the table's `time` column (inclusive). */
   window: { start: string; end: string };
   /** Gzip TSV files of this table (common.md format), as named by success manifests. */
@@ -39,7 +45,8 @@ export interface TableLoad {
 
 export interface TableLoadResult {
   table: string;
-  status: 'loaded' | 'failed' | 'shrink_refused';
+  /** `columns_refused`: the table's columns do not match the config's (table-columns.ts); nothing was done. */
+  status: 'loaded' | 'failed' | 'shrink_refused' | 'columns_refused';
   /** Rows in the window before the load. */
   before: number;
   deleted: number;
@@ -196,8 +203,8 @@ export interface LoadSession {
   query(sql: string, params?: unknown[]): Promise<StatementResult>;
   /** PostgreSQL drops the temp table at COMMIT; Redshift has no ON COMMIT and drops it before COMMIT. */
   readonly tempDroppedOnCommit: boolean;
-  /** Copies every file of the load into `temp` (a quoted name); returns the rows copied. */
-  copyFiles(temp: string, progress: CopyProgress): Promise<number>;
+  /** Copies every file of the load into `temp` (a quoted name), naming `columns`; returns the rows copied. */
+  copyFiles(temp: string, columns: readonly string[], progress: CopyProgress): Promise<number>;
   /**
    * Redshift folds even quoted identifiers to lower case (unless
    * enable_case_sensitive_identifier is on), so its catalog must be searched in lower case.
@@ -280,14 +287,18 @@ export async function replaceWindowInTransaction(
   const progress: CopyProgress = {};
   let inTransaction = false;
   try {
-    const fold = (id: string): string => (session.catalogLowerCase ? id.toLowerCase() : id);
-    const columns = await session.query(COLUMNS_SQL, [fold(load.schema), fold(load.table)]);
-    if (columns.rows.length === 0) {
-      return finish('failed', `table ${name} does not exist (create it with \`spade ddl\`)`);
-    }
-    if (!columns.rows.some((row) => row.column_name === 'time')) {
+    const check = await checkTableColumns(async (sql, params) => (await session.query(sql, params)).rows, {
+      schema: load.schema,
+      table: load.table,
+      columns: load.columns,
+      foldCase: session.catalogLowerCase === true,
+    });
+    if (!check.exists) return finish('failed', check.problem);
+    if (!check.actual.some((column) => column.name === 'time')) {
       return finish('failed', `table ${name} has no "time" column, so its window cannot be replaced`);
     }
+    if (check.problem !== undefined) return finish('columns_refused', check.problem);
+    const columnNames = load.columns.map((column) => column.name);
 
     step = 'BEGIN';
     await session.query('BEGIN');
@@ -299,9 +310,9 @@ export async function replaceWindowInTransaction(
     step = 'creating the staging table';
     await session.query(createTempSql(temp, target, session.tempDroppedOnCommit));
     step = 'copying';
-    const copied = await session.copyFiles(temp, progress);
+    const copied = await session.copyFiles(temp, columnNames, progress);
     step = 'inserting the window';
-    result.inserted = (await session.query(insertWindowSql(target, temp), window)).rowCount;
+    result.inserted = (await session.query(insertWindowSql(target, temp, columnNames), window)).rowCount;
     result.droppedOutsideWindow = copied - result.inserted;
 
     if (!load.allowShrink && result.before > 0 && result.inserted < (1 - load.maxShrink) * result.before) {

@@ -17,6 +17,8 @@ export interface PgServer {
   url: string;
   port: number;
   password: string;
+  /** The server's log file (failed statements are logged with their text). */
+  logFile: string;
   /** Creates an empty database and returns its URL. */
   createDatabase(name: string): Promise<string>;
   query<T extends pg.QueryResultRow = pg.QueryResultRow>(dbUrl: string, sql: string, params?: unknown[]): Promise<T[]>;
@@ -126,6 +128,7 @@ export async function startCluster(binDir: string | null = findBinDir()): Promis
     url: `${base}/postgres`,
     port,
     password,
+    logFile: join(dir, 'log'),
     stop,
     query,
     async createDatabase(name: string): Promise<string> {

@@ -6,6 +6,7 @@
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { quoteIdent } from '../../driver/warehouse/sql.js';
+import type { ExpectedColumn } from '../../driver/warehouse/table-columns.js';
 import type { TableLoad } from '../../driver/warehouse/warehouse.js';
 
 export type Field = string | number | null;
@@ -44,9 +45,25 @@ export function files(map: Record<string, Buffer>): {
   };
 }
 
+/** The config's columns of the test tables: the fields of the test files, in this order. */
+export const COLUMNS: readonly ExpectedColumn[] = [
+  { name: 'time', type: 'TIMESTAMP' },
+  { name: 'n', type: 'INT' },
+  { name: 's', type: 'VARCHAR(200)' },
+];
+
 /** A load of `physical.<table>` over WINDOW. */
 export function load(table: string, list: TableLoad['files'], extra: Partial<TableLoad> = {}): TableLoad {
-  return { schema: 'physical', table, window: WINDOW, files: list, maxShrink: 0.9, allowShrink: false, ...extra };
+  return {
+    schema: 'physical',
+    table,
+    columns: COLUMNS,
+    window: WINDOW,
+    files: list,
+    maxShrink: 0.9,
+    allowShrink: false,
+    ...extra,
+  };
 }
 
 /**
@@ -91,3 +108,45 @@ export const EXPECTED = [
   '2024-03-01 11:00:00|12|last second of the window',
   '2024-03-01 11:00:01|4|after window',
 ].sort();
+
+/**
+ * Tables whose columns differ from COLUMNS, each with one row inside WINDOW
+ * (run after CREATE_TEST_TABLES): `reordered` has the config's columns in
+ * another order and a wider type (bigint for INT, text for VARCHAR(200)), so it
+ * loads by name; the others must be refused and left as they are.
+ */
+export const CREATE_COLUMN_TEST_TABLES = `
+     CREATE TABLE physical.reordered (s text, n bigint, time timestamp);
+     CREATE TABLE physical.missing_col (time timestamp, n int);
+     CREATE TABLE physical.extra_col (time timestamp, n int, s varchar(200), note text);
+     CREATE TABLE physical.wrong_type (time timestamp, n varchar(20), s varchar(100));
+     INSERT INTO physical.reordered (time, n, s) VALUES
+       ('2024-03-01 09:59:59', 1, 'before window'),
+       ('2024-03-01 10:00:00', 2, 'old in window'),
+       ('2024-03-01 10:30:00', 3, 'old in window'),
+       ('2024-03-01 11:00:01', 4, 'after window');
+     INSERT INTO physical.missing_col VALUES ('2024-03-01 10:30:00', 5);
+     INSERT INTO physical.extra_col VALUES ('2024-03-01 10:30:00', 6, 'kept', 'a note');
+     INSERT INTO physical.wrong_type VALUES ('2024-03-01 10:30:00', '7', 'kept');`;
+
+/** Why each refused table of CREATE_COLUMN_TEST_TABLES is refused. */
+export const COLUMN_REFUSALS: Record<string, string> = {
+  missing_col: 'missing in the table: "s" VARCHAR(200)',
+  extra_col: 'not in the config: "note" text',
+  wrong_type:
+    'type mismatch: "n" is character varying(20), the config writes INT, ' +
+    '"s" is character varying(100), the config writes VARCHAR(200)',
+};
+
+/** The message of a refused table of CREATE_COLUMN_TEST_TABLES. */
+export function columnRefusal(table: string): string {
+  return (
+    `table physical.${table} does not match the config's columns (${COLUMN_REFUSALS[table] ?? '?'}); ` +
+    'the table was left as it was: ALTER it to match, or fix the config'
+  );
+}
+
+/** Every row of a table as text, every column by name, in a stable order: shows that a refused table is unchanged. */
+export function wholeTableQuery(table: string): string {
+  return `SELECT t::text AS r FROM physical.${quoteIdent(table)} t ORDER BY 1`;
+}

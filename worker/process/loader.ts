@@ -7,6 +7,7 @@
  */
 import { AppendLoader, type AppendFile } from '../../driver/warehouse/append.js';
 import type { ObjectStore } from '../store/objectstore.js';
+import type { TableSchema } from '../transform/schema.js';
 import type { BatchManifest } from './batch.js';
 
 export interface LoaderHooks {
@@ -25,6 +26,8 @@ export class ContinuousLoader {
     private readonly store: ObjectStore,
     private readonly hooks: LoaderHooks,
     private readonly retryMs: number,
+    /** The table config in use: the columns each table's files hold, checked against the table. */
+    private readonly schemas: () => readonly TableSchema[],
   ) {}
 
   enqueue(manifestKey: string): void {
@@ -72,6 +75,6 @@ export class ContinuousLoader {
     const files: AppendFile[] = [];
     for (const f of manifest.files)
       if (f.kind === 'rows' && f.event !== undefined) files.push({ table: f.event, key: f.key });
-    return this.loader.append(this.store.urlOf(key), files, (k) => this.store.read(k));
+    return this.loader.append(this.store.urlOf(key), files, (k) => this.store.read(k), this.schemas());
   }
 }

@@ -223,7 +223,13 @@ export class ContinuousProcessor {
         schema: this.opts.schema,
         log: (m) => this.log('warn', m),
       });
-      this.loader = new ContinuousLoader(append, this.output, this.loaderHooks(), Math.max(1000, this.pollMs));
+      this.loader = new ContinuousLoader(
+        append,
+        this.output,
+        this.loaderHooks(),
+        Math.max(1000, this.pollMs),
+        () => this.prepared.schemas,
+      );
       for (const key of this.checkpoint.data.unloaded) this.loader.enqueue(key);
     }
     if (this.opts.metricsPort !== undefined) {

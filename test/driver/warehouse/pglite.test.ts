@@ -7,7 +7,10 @@ import { Readable } from 'node:stream';
 import { openWarehouse, type Warehouse } from '../../../driver/warehouse/warehouse.js';
 import { lastRowEnd, RowBlobCutter } from '../../../driver/warehouse/pglite.js';
 import {
+  COLUMN_REFUSALS,
+  columnRefusal,
   contentsQuery,
+  CREATE_COLUMN_TEST_TABLES,
   CREATE_TEST_TABLES,
   EXPECTED,
   files,
@@ -15,6 +18,7 @@ import {
   gzipRows,
   load,
   tsv,
+  wholeTableQuery,
   type Field,
 } from '../../helpers/tsv-files.js';
 
@@ -180,6 +184,31 @@ test('PGlite warehouse', { timeout: 300_000 }, async (t) => {
 
     const missing = await warehouse.replaceWindow(load('absent', a.list), a.open);
     assert.equal(missing.error, 'table physical.absent does not exist (create it with `spade ddl`)');
+  });
+
+  await t.test('columns load by name; tables whose columns differ are refused and left alone', async () => {
+    await reset(warehouse);
+    await warehouse.execute(CREATE_COLUMN_TEST_TABLES);
+    const refused = Object.keys(COLUMN_REFUSALS);
+    const before = new Map<string, unknown>();
+    for (const table of refused) before.set(table, await warehouse.query(wholeTableQuery(table)));
+    const results = await Promise.all(
+      ['ev', 'reordered', ...refused].map((table) =>
+        warehouse.replaceWindow(load(table, files(GOOD).list), files(GOOD).open),
+      ),
+    );
+    const byTable = new Map(results.map((r) => [r.table, r]));
+    for (const table of ['ev', 'reordered'])
+      assert.equal(byTable.get(table)?.status, 'loaded', byTable.get(table)?.error);
+    // Every value in its own column, although the table's columns are in another order.
+    assert.deepEqual(await contents(warehouse, 'reordered'), EXPECTED);
+    assert.deepEqual(await contents(warehouse), EXPECTED);
+    for (const table of refused) {
+      const result = byTable.get(table);
+      assert.equal(result?.status, 'columns_refused', `${table}: ${result?.error}`);
+      assert.equal(result?.error, columnRefusal(table));
+      assert.deepEqual(await warehouse.query(wholeTableQuery(table)), before.get(table), table);
+    }
   });
 
   await t.test('the data survives closing and reopening the directory', async () => {

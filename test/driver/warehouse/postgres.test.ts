@@ -5,13 +5,17 @@ import { startPostgres, type PgServer } from '../../helpers/postgres.js';
 import { openWarehouse, parseWarehouseUrl, redactUrl, type Warehouse } from '../../../driver/warehouse/warehouse.js';
 import { quoteIdent } from '../../../driver/warehouse/sql.js';
 import {
+  COLUMN_REFUSALS,
+  columnRefusal,
   contentsQuery,
+  CREATE_COLUMN_TEST_TABLES,
   CREATE_TEST_TABLES,
   EXPECTED,
   files,
   GOOD,
   gzipRows,
   load,
+  wholeTableQuery,
   type Field,
 } from '../../helpers/tsv-files.js';
 
@@ -214,6 +218,35 @@ test('PostgreSQL warehouse', { timeout: 300_000 }, async (t) => {
     } finally {
       await warehouse.close();
     }
+  });
+
+  await t.test('columns load by name; tables whose columns differ are refused and left alone', async () => {
+    const db = await setup(server, 'columns');
+    await server.query(db, CREATE_COLUMN_TEST_TABLES);
+    const refused = Object.keys(COLUMN_REFUSALS);
+    const before = new Map<string, unknown>();
+    for (const table of refused) before.set(table, await server.query(db, wholeTableQuery(table)));
+    await withWarehouse(db, async (warehouse) => {
+      // One "run": the good tables and the refused ones loaded at once.
+      const results = await Promise.all(
+        ['ev', 'reordered', ...refused].map((table) =>
+          warehouse.replaceWindow(load(table, files(GOOD).list), files(GOOD).open),
+        ),
+      );
+      const byTable = new Map(results.map((r) => [r.table, r]));
+      for (const table of ['ev', 'reordered'])
+        assert.equal(byTable.get(table)?.status, 'loaded', byTable.get(table)?.error);
+      // Every value in its own column, although the table's columns are in another order.
+      assert.deepEqual(await contents(server, db, 'reordered'), EXPECTED);
+      assert.deepEqual(await contents(server, db), EXPECTED);
+      for (const table of refused) {
+        const result = byTable.get(table);
+        assert.equal(result?.status, 'columns_refused', `${table}: ${result?.error}`);
+        assert.equal(result?.error, columnRefusal(table));
+        assert.deepEqual([result?.before, result?.deleted, result?.inserted], [0, 0, 0]);
+        assert.deepEqual(await server.query(db, wholeTableQuery(table)), before.get(table), table);
+      }
+    });
   });
 
   await t.test('missing table, missing time column and odd identifiers', async () => {

@@ -5,8 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { startPostgres } from '../../helpers/postgres.js';
+import { COLUMNS } from '../../helpers/tsv-files.js';
 import { RedshiftWarehouse, STL_LOAD_ERRORS_SQL } from '../../../driver/warehouse/redshift.js';
 import {
   countWindowSql,
@@ -22,30 +24,31 @@ import { openWarehouse, parseWarehouseUrl, Redactor, type TableLoad } from '../.
 const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
 const TOKEN = 'FwoGZXIvYXdzEXAMPLETOKEN+abc/def==';
 const KEY_ID = 'AKIAIOSFODNN7EXAMPLE';
+const COLS = ['time', 'n', 's'];
 
 test('Redshift COPY statement with an IAM role', () => {
   assert.equal(
-    redshiftCopySql('"tmp"', 's3://bucket/run-1/manifests/ev.manifest', {
+    redshiftCopySql('"tmp"', COLS, 's3://bucket/run-1/manifests/ev.manifest', {
       iamRole: 'arn:aws:iam::123456789012:role/spade-loader',
     }),
-    `COPY "tmp" FROM 's3://bucket/run-1/manifests/ev.manifest' IAM_ROLE 'arn:aws:iam::123456789012:role/spade-loader' ` +
+    `COPY "tmp" ("time", "n", "s") FROM 's3://bucket/run-1/manifests/ev.manifest' IAM_ROLE 'arn:aws:iam::123456789012:role/spade-loader' ` +
       `MANIFEST GZIP DELIMITER '\\t' ESCAPE EMPTYASNULL NULL AS '\\0' TIMEFORMAT 'auto' COMPUPDATE OFF STATUPDATE OFF`,
   );
-  assert.match(redshiftCopySql('"tmp"', 's3://b/m', { iamRole: 'default' }), / IAM_ROLE default MANIFEST /);
+  assert.match(redshiftCopySql('"tmp"', COLS, 's3://b/m', { iamRole: 'default' }), / IAM_ROLE default MANIFEST /);
 });
 
 test('Redshift COPY statement with access keys', () => {
   assert.equal(
-    redshiftCopySql('"tmp"', 's3://b/m.manifest', {
+    redshiftCopySql('"tmp"', COLS, 's3://b/m.manifest', {
       accessKeyId: KEY_ID,
       secretAccessKey: SECRET,
       sessionToken: TOKEN,
     }),
-    `COPY "tmp" FROM 's3://b/m.manifest' CREDENTIALS 'aws_access_key_id=${KEY_ID};aws_secret_access_key=${SECRET};token=${TOKEN}' ` +
+    `COPY "tmp" ("time", "n", "s") FROM 's3://b/m.manifest' CREDENTIALS 'aws_access_key_id=${KEY_ID};aws_secret_access_key=${SECRET};token=${TOKEN}' ` +
       `MANIFEST GZIP DELIMITER '\\t' ESCAPE EMPTYASNULL NULL AS '\\0' TIMEFORMAT 'auto' COMPUPDATE OFF STATUPDATE OFF`,
   );
   assert.match(
-    redshiftCopySql('"tmp"', 's3://b/m', { accessKeyId: KEY_ID, secretAccessKey: SECRET }),
+    redshiftCopySql('"tmp"', COLS, 's3://b/m', { accessKeyId: KEY_ID, secretAccessKey: SECRET }),
     new RegExp(
       `CREDENTIALS 'aws_access_key_id=${KEY_ID};aws_secret_access_key=${SECRET.replace(/\//g, '\\/')}' MANIFEST`,
     ),
@@ -53,13 +56,19 @@ test('Redshift COPY statement with access keys', () => {
 });
 
 test('Redshift COPY statement refuses values that could break out of their literal, without echoing secrets', () => {
-  assert.throws(() => redshiftCopySql('"t"', "s3://b/x' ; DROP TABLE y; --", { iamRole: 'default' }), /manifest URL/);
-  assert.throws(() => redshiftCopySql('"t"', 's3://b/x\\', { iamRole: 'default' }), /manifest URL/);
-  assert.throws(() => redshiftCopySql('"t"', 'https://b/x', { iamRole: 'default' }), /not an s3:\/\/bucket\/key/);
-  assert.throws(() => redshiftCopySql('"t"', 's3://b/x', { iamRole: "arn:aws:iam::123456789012:role/x'" }), /IAM role/);
+  assert.throws(
+    () => redshiftCopySql('"t"', COLS, "s3://b/x' ; DROP TABLE y; --", { iamRole: 'default' }),
+    /manifest URL/,
+  );
+  assert.throws(() => redshiftCopySql('"t"', COLS, 's3://b/x\\', { iamRole: 'default' }), /manifest URL/);
+  assert.throws(() => redshiftCopySql('"t"', COLS, 'https://b/x', { iamRole: 'default' }), /not an s3:\/\/bucket\/key/);
+  assert.throws(
+    () => redshiftCopySql('"t"', COLS, 's3://b/x', { iamRole: "arn:aws:iam::123456789012:role/x'" }),
+    /IAM role/,
+  );
   for (const bad of [`${SECRET}'`, `${SECRET};token=x`, `${SECRET}\\`, `${SECRET}\n`]) {
     assert.throws(
-      () => redshiftCopySql('"t"', 's3://b/x', { accessKeyId: KEY_ID, secretAccessKey: bad }),
+      () => redshiftCopySql('"t"', COLS, 's3://b/x', { accessKeyId: KEY_ID, secretAccessKey: bad }),
       (err: Error) => err.message.includes('AWS secret access key') && !err.message.includes(SECRET),
     );
   }
@@ -78,8 +87,8 @@ test('Redshift transaction statements', () => {
   );
   assert.equal(dropTableSql('"tmp"'), 'DROP TABLE "tmp"');
   assert.equal(
-    insertWindowSql(target, '"tmp"'),
-    'INSERT INTO "physical"."we""ird" SELECT * FROM "tmp" WHERE "time" BETWEEN $1 AND $2',
+    insertWindowSql(target, '"tmp"', ['time', 'we"ird col']),
+    'INSERT INTO "physical"."we""ird" ("time", "we""ird col") SELECT "time", "we""ird col" FROM "tmp" WHERE "time" BETWEEN $1 AND $2',
   );
   assert.match(STL_LOAD_ERRORS_SQL, /FROM stl_load_errors WHERE query = pg_last_copy_id\(\)/);
 });
@@ -134,6 +143,7 @@ test('Redshift load path on a PostgreSQL server: COPY fails, table untouched, no
     const load: TableLoad = {
       schema: 'physical',
       table: 'ev',
+      columns: COLUMNS,
       window: { start: '2024-03-01 10:00:00', end: '2024-03-01 11:00:00' },
       files: [{ key: 'run/ev/v1/a.gz', url: 's3://bucket/run/ev/v1/a.gz' }],
       manifestUrl: 's3://bucket/run/manifests/ev.manifest',
@@ -154,6 +164,28 @@ test('Redshift load path on a PostgreSQL server: COPY fails, table untouched, no
       rows.map((r) => r.n),
       [1, 2],
     );
+    // The COPY that reached the server (logged with its failure) names the config's columns in file order.
+    const copies = readFileSync(server.logFile, 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('STATEMENT:  COPY '));
+    assert.equal(copies.length, 1, copies.join('\n'));
+    assert.match(
+      copies[0] ?? '',
+      /STATEMENT: {2}COPY "spade_load_ev_\d+_[0-9a-f]{6}" \("time", "n", "s"\) FROM 's3:\/\/bucket\/run\/manifests\/ev\.manifest' /,
+    );
+
+    // A table whose columns differ is refused by the same check before anything runs; the table is untouched.
+    await server.query(db, 'CREATE TABLE physical.wrong (n int, "time" timestamp, s varchar(20), extra int)');
+    await server.query(db, "INSERT INTO physical.wrong VALUES (7, '2024-03-01 10:30:00', 'kept', 8)");
+    const refused = await warehouse.replaceWindow({ ...load, table: 'wrong' }, noFiles);
+    assert.equal(refused.status, 'columns_refused');
+    assert.equal(
+      refused.error,
+      'table physical.wrong does not match the config\'s columns (not in the config: "extra" integer; ' +
+        'type mismatch: "s" is character varying(20), the config writes VARCHAR(200)); ' +
+        'the table was left as it was: ALTER it to match, or fix the config',
+    );
+    assert.deepEqual(await server.query(db, 'SELECT n, s, extra FROM physical.wrong'), [{ n: 7, s: 'kept', extra: 8 }]);
 
     const noManifest = await warehouse.replaceWindow({ ...load, manifestUrl: undefined }, noFiles);
     assert.equal(noManifest.status, 'failed');
