@@ -13,6 +13,12 @@ const START_SEC = Date.UTC(2023, 10, 5, 7, 30, 0) / 1000;
 const END_SEC = Date.UTC(2023, 10, 5, 11, 0, 0) / 1000;
 const TABLES = ['login', 'video_play'];
 
+/** Rows of a table as JSON objects (columns by name, so the table's column order does not matter), sorted. */
+async function byNameSnapshot(w: ReplayWorld, table: string): Promise<string[]> {
+  const rows = await w.query<{ r: string }>(`SELECT to_jsonb(t)::text AS r FROM physical."${table}" t ORDER BY 1`);
+  return rows.map((r) => r.r);
+}
+
 async function seedExistingRows(w: ReplayWorld): Promise<void> {
   // A stale row inside the window (must be replaced), rows outside it and in another table (must stay).
   await w.query(`INSERT INTO physical.login (time, login) VALUES ('2023-11-05 01:15:00', 'stale-inside'),
@@ -105,8 +111,10 @@ test('replay into PostgreSQL from s3rver', async (t0) => {
     const w = world;
     const videoBefore = await tableSnapshot(w, 'video_play');
     await w.query(`DELETE FROM physical.login WHERE time BETWEEN $1 AND $2`, [START, END]);
-    // A column type mismatch: the files hold true/false, the column now wants a date.
-    await w.query(`ALTER TABLE physical.video_play ALTER COLUMN live TYPE date USING NULL`);
+    // A constraint that every new row breaks (the columns themselves still match the config).
+    await w.query(
+      `ALTER TABLE physical.video_play ADD CONSTRAINT spade_test_no_new_rows CHECK (time < '2000-01-01') NOT VALID`,
+    );
     const snapshotAfterAlter = await tableSnapshot(w, 'video_play');
     const res = await w.replay([START, END, ...TABLES, '--runtag', 'fail1']);
     assert.equal(res.code, 1);
@@ -119,8 +127,45 @@ test('replay into PostgreSQL from s3rver', async (t0) => {
       [START, END],
     );
     assert.equal(row!.n, expectedCount(w.truth, 'login', START_SEC, END_SEC));
-    await w.query(`ALTER TABLE physical.video_play ALTER COLUMN live TYPE boolean USING NULL`);
+    await w.query(`ALTER TABLE physical.video_play DROP CONSTRAINT spade_test_no_new_rows`);
   });
+
+  await t0.test(
+    'columns in another order load by name; a table whose columns differ is refused, the others load',
+    async (t) => {
+      if (!world) return t.skip('needs the first test');
+      const w = world;
+      const full = await w.replay([START, END, 'login', '--runtag', 'cols0']);
+      assert.equal(full.code, 0, full.stderr);
+      const loginBefore = await byNameSnapshot(w, 'login');
+      // `platform` added to the config before `login`, but appended to the table: same types, so a
+      // load by position would put each value in the other column without any error.
+      await w.query(`ALTER TABLE physical.login RENAME TO login_old;
+        CREATE TABLE physical.login (time timestamp, ip varchar(15), user_id bigint, platform varchar(32),
+          login varchar(64), logged_in boolean, client_time timestamp);
+        INSERT INTO physical.login SELECT time, ip, user_id, platform, login, logged_in, client_time FROM physical.login_old;
+        DROP TABLE physical.login_old`);
+      await w.query(`DELETE FROM physical.login WHERE time BETWEEN $1 AND $2`, [START, END]);
+      // A column the config does not have: the replay would wipe its values in the window.
+      await w.query(`ALTER TABLE physical.video_play ADD COLUMN note text`);
+      await w.query(`UPDATE physical.video_play SET note = 'kept'`);
+      const videoBefore = await tableSnapshot(w, 'video_play');
+      const res = await w.replay([START, END, ...TABLES, '--runtag', 'cols1']);
+      assert.equal(res.code, 1, res.stderr);
+      assert.match(res.stdout, /login\s+loaded/);
+      assert.match(res.stdout, /video_play\s+columns_refused/);
+      assert.ok(
+        res.stdout.includes(
+          `video_play: table physical.video_play does not match the config's columns (not in the config: "note" text); ` +
+            'the table was left as it was: ALTER it to match, or fix the config',
+        ),
+        res.stdout,
+      );
+      assert.deepEqual(await tableSnapshot(w, 'video_play'), videoBefore);
+      assert.deepEqual(await byNameSnapshot(w, 'login'), loginBefore);
+      await w.query(`ALTER TABLE physical.video_play DROP COLUMN note`);
+    },
+  );
 
   await t0.test('the shrink guard refuses a replay from half the input; --allow-shrink lets it through', async (t) => {
     if (!world) return t.skip('needs the first test');
