@@ -19,7 +19,7 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { TableSchema } from '../../worker/transform/schema.js';
 import { copyFromStdinSql, DEFAULT_SCHEMA, displayName, qualifiedName } from './sql.js';
-import { checkTableColumns, expectedColumns, type ExpectedColumn } from './table-columns.js';
+import { checkTableColumns, expectedColumns } from './table-columns.js';
 import { Redactor, redactUrl } from './warehouse.js';
 
 export const LOADED_MANIFESTS_TABLE = 'spade_loaded_manifests';
@@ -86,9 +86,10 @@ export class AppendLoader {
 
   /**
    * Loads `files` and records `manifest`, in one transaction; does nothing when
-   * `manifest` is already recorded. `schemas` is the table config the files
-   * were written with: it gives each table's columns. Rejects (after rolling
-   * back) on any failure, with the table and file in the message.
+   * `manifest` is already recorded. `schemas` is the table config in use: it
+   * gives each table's columns, in the order of the fields in the files.
+   * Rejects (after rolling back) on any failure, with the table and file in
+   * the message.
    */
   async append(
     manifest: string,
@@ -150,7 +151,7 @@ export class AppendLoader {
     const columnsOf = new Map<string, string[]>();
     const problems: string[] = [];
     for (const table of tables) {
-      const columns: ExpectedColumn[] | undefined = expectedColumns(schemas, table);
+      const columns = expectedColumns(schemas, table);
       if (!columns) {
         problems.push(`table ${displayName(this.schema, table)} is not in the config`);
         continue;
