@@ -4,6 +4,7 @@
  * cached, since tasks of one run share settings.
  */
 import { compileSchema, type CompiledTable, type TransformDeps } from './columns.js';
+import { transformDigest, type TransformDigest } from './digest.js';
 import { openGeoIp } from './geoip.js';
 import { UserIdMapper } from './mapping.js';
 import { makePayloadFilter } from './prefilter.js';
@@ -28,6 +29,8 @@ export interface TransformSettings {
 export interface PreparedTransform {
   schemas: TableSchema[];
   processorOptions: ProcessorOptions;
+  /** Computed from what was actually opened (the GeoIP builds of this machine's files). */
+  digest: TransformDigest;
 }
 
 /**
@@ -93,5 +96,6 @@ async function build(settings: TransformSettings): Promise<PreparedTransform> {
   }
   const processorOptions: ProcessorOptions = { tables, otherKnownEvents };
   if (wanted && settings.prefilter !== false) processorOptions.payloadFilter = makePayloadFilter([...wanted]);
-  return { schemas, processorOptions };
+  const digest = transformDigest(settings, schemas, deps.geoip?.builds ?? { city: null, asn: null });
+  return { schemas, processorOptions, digest };
 }
