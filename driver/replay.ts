@@ -197,7 +197,7 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
     partition: p,
     edge: record!.edge,
     output: opts.output,
-    settings,
+    settings: { ...settings, expectDigest: digest },
     rotateBytes: opts.rotateBytes,
   }));
 

@@ -117,3 +117,15 @@ test('success manifests: a worker with another database, or none recorded, stops
     /partitions p00000 and p00001: GeoIP City database differs \(p00000: GeoIP2-City build .*, p00001: GeoIP2-City build 2019/,
   );
 });
+
+test('a machine whose own digest differs from the run it is given refuses to transform', async () => {
+  const run = await driverTransformDigest(settings, schemas, log);
+  await prepareTransform({ ...settings, expectDigest: run });
+  const otherBuild = { ...run, geoipAsn: 'GeoLite2-ASN build 2019-07-17T00:00:00Z' };
+  await assert.rejects(
+    prepareTransform({ ...settings, expectDigest: otherBuild }),
+    /other settings than the run's: GeoIP ASN database differs \(run: GeoLite2-ASN build 2019-07-17T00:00:00Z, this machine: GeoLite2-ASN build /,
+  );
+  // A database the driver could not read is checked by the driver across manifests, not here.
+  await prepareTransform({ ...settings, expectDigest: { ...run, geoipCity: `${UNREAD_GEOIP}/opt/City.mmdb` } });
+});
