@@ -1,11 +1,12 @@
 /**
  * The commit protocol's files (SPEC section 5), all under the runtag prefix:
- * - `_run.json`: the run's own record (window, tables, partitions), written before any task;
+ * - `_run.json`: the run's own record (window, tables, partitions, transform digest), written before any task;
  * - `_success/<partition>.json`: written last by an attempt that finished; names exactly its files;
  * - `_load/<table>.manifest`: Redshift MANIFEST of one table's files, built only from success manifests.
  * Output files of attempts that died are never named by any of these, so they are never loaded.
  */
 import type { ObjectStore } from '../worker/store/objectstore.js';
+import type { TransformDigest } from '../worker/transform/digest.js';
 import type { Partition } from './partition.js';
 
 export { successKey, type SuccessManifest } from '../worker/partition-task.js';
@@ -18,6 +19,8 @@ export interface RunRecord {
   configSource: string;
   partitions: Partition[];
   createdAt: string;
+  /** What the rows are made with (driver/run-digest.ts); absent in records of older versions. */
+  transform?: TransformDigest;
 }
 
 export const runRecordKey = (runtag: string): string => `${runtag}/_run.json`;

@@ -5,6 +5,7 @@
  * table, `poolsize` at a time) and report.
  */
 import type { PartitionResult, PartitionTask } from '../worker/partition-task.js';
+import type { DamagedInput } from '../worker/pool/thread.js';
 import { openStore } from '../worker/store/location.js';
 import type { ObjectStore } from '../worker/store/objectstore.js';
 import type { WrittenFile } from '../worker/output/writers.js';
@@ -30,7 +31,8 @@ import {
 } from './manifest.js';
 import { planPartitions } from './partition.js';
 import type { ReplayProgress } from './progress.js';
-import { formatLoadReport } from './report.js';
+import { formatDamagedInputs, formatLoadReport } from './report.js';
+import { checkManifestDigests, checkRunDigest, driverTransformDigest } from './run-digest.js';
 import { createTableSql } from './warehouse/ddl.js';
 import { quoteIdent } from './warehouse/sql.js';
 import { expectedColumns } from './warehouse/table-columns.js';
@@ -62,6 +64,8 @@ export interface ReplayOptions {
   createTables: boolean;
   rotateBytes?: number;
   iamRole?: string;
+  /** Load although inputs were damaged (their complete lines before the damage); they are still reported. */
+  acceptDamagedInput?: boolean;
 }
 
 export interface ReplayResult {
@@ -70,6 +74,8 @@ export interface ReplayResult {
   counts: OutcomeCounts;
   loads: TableLoadResult[];
   lines: string[];
+  /** Edge files that were truncated or corrupt, transformed up to the damage. */
+  damagedInputs: DamagedInput[];
 }
 
 export interface ReplayDeps {
@@ -132,6 +138,18 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
 
   // ---- plan: the run record makes a re-run resume instead of redo ----
   let record = await readJson<RunRecord>(output, runRecordKey(opts.runtag));
+  const settings: TransformSettings = {
+    configText,
+    configSource: opts.config,
+    geoipCity: opts.geoipCity,
+    geoipAsn: opts.geoipAsn,
+    userIdMapping: opts.userIdMapping,
+    tables: record?.tables ?? tables,
+    // With every table wanted the pre-filter could only cost time.
+    prefilter: opts.tables !== 'all',
+  };
+  // From the settings the tasks carry, so the record describes what the workers are given.
+  const digest = await driverTransformDigest(settings, schemas, log);
   if (record) {
     if (record.window.start !== w.start || record.window.end !== w.end) {
       throw new UsageError(
@@ -148,6 +166,7 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
     if (missingTables.length) {
       throw new UsageError(`runtag ${opts.runtag} did not transform table(s) ${missingTables.join(', ')}`);
     }
+    checkRunDigest(record, digest, opts.runtag);
     log.info(`run record found: ${record.partitions.length} partition(s) planned at ${record.createdAt}`);
   } else if (opts.skipTransform) {
     throw new UsageError(
@@ -171,24 +190,15 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
       configSource: opts.config,
       partitions,
       createdAt: new Date().toISOString(),
+      transform: digest,
     };
   }
-  const settings: TransformSettings = {
-    configText,
-    configSource: opts.config,
-    geoipCity: opts.geoipCity,
-    geoipAsn: opts.geoipAsn,
-    userIdMapping: opts.userIdMapping,
-    tables: record.tables,
-    // With every table wanted the pre-filter could only cost time.
-    prefilter: opts.tables !== 'all',
-  };
   const tasks: PartitionTask[] = record.partitions.map((p) => ({
     runtag: opts.runtag,
     partition: p,
     edge: record!.edge,
     output: opts.output,
-    settings,
+    settings: { ...settings, expectDigest: digest },
     rotateBytes: opts.rotateBytes,
   }));
 
@@ -208,7 +218,7 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
         `  load: ${opts.rsurl ? redactUrl(opts.rsurl) : '?'} schema ${opts.schema}, ${opts.poolsize} table(s) at a time, ` +
           `delete+insert of the window per table, shrink guard ${opts.allowShrink ? 'off' : `${opts.maxShrink}`}`,
       );
-    return { exitCode: 0, runtag: opts.runtag, counts: emptyCounts(), loads: [], lines };
+    return { exitCode: 0, runtag: opts.runtag, counts: emptyCounts(), loads: [], lines, damagedInputs: [] };
   }
 
   // ---- execute ----
@@ -242,11 +252,16 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
         `nothing was loaded. Re-run with --runtag ${opts.runtag} to finish them`,
     );
   }
+  checkManifestDigests({ ...record, transform: digest }, manifests, opts.runtag);
   const counts = emptyCounts();
-  for (const m of manifests.values()) {
+  const damagedInputs: DamagedInput[] = [];
+  for (const p of record.partitions) {
+    const m = manifests.get(p.id)!;
     mergeCounts(counts, m.counts);
-    for (const e of m.inputErrors) log.warn(`${e.source}: ${e.error} (its complete lines were processed)`);
+    damagedInputs.push(...m.inputErrors);
   }
+  for (const e of damagedInputs)
+    log.warn(`damaged input ${e.key ?? e.source}: ${e.error} (its complete lines were processed)`);
   say(`transform: ${formatCounts(counts)}`);
 
   // ---- commit: per-table load manifests from success manifests only ----
@@ -257,9 +272,29 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
   for (const [table, files] of filesByTable) {
     await output.put(loadManifestKey(opts.runtag, table), redshiftManifest(files.map((f) => output.urlOf(f.key))));
   }
+  const result = (exitCode: number, loads: TableLoadResult[]): ReplayResult => ({
+    exitCode,
+    runtag: opts.runtag,
+    counts,
+    loads,
+    lines,
+    damagedInputs,
+  });
+  if (damagedInputs.length > 0 && !opts.acceptDamagedInput) {
+    // The output stays committed (nothing is lost), but a window missing the
+    // damaged files' tails is not loaded unless someone decides it should be.
+    deps.progress.stop();
+    for (const l of formatDamagedInputs(damagedInputs)) say(l);
+    say(
+      `nothing was loaded: to load what could be read, re-run with --skip-transform --runtag ${opts.runtag} ` +
+        `--accept-damaged-input; or replace the damaged files and run again with a new --runtag`,
+    );
+    return result(1, []);
+  }
   if (opts.skipLoad) {
+    for (const l of formatDamagedInputs(damagedInputs)) say(l);
     say(`output is under ${output.url}/${opts.runtag}/; load it later with --skip-transform --runtag ${opts.runtag}`);
-    return { exitCode: 0, runtag: opts.runtag, counts, loads: [], lines };
+    return result(0, []);
   }
 
   // ---- load ----
@@ -298,9 +333,10 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
   loads.sort((a, b) => a.table.localeCompare(b.table));
   deps.progress.stop(); // the live block ends before the report is printed below it
   for (const l of formatLoadReport(loads)) say(l);
+  for (const l of formatDamagedInputs(damagedInputs)) say(l);
   const bad = loads.filter((l) => l.status !== 'loaded');
   if (bad.length) say(`${bad.length} of ${loads.length} table(s) not loaded; they were left as they were`);
-  return { exitCode: bad.length ? 1 : 0, runtag: opts.runtag, counts, loads, lines };
+  return result(bad.length ? 1 : 0, loads);
 }
 
 async function loadSuccessManifests(

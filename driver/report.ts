@@ -1,4 +1,5 @@
-/** The per-table load report printed at the end of a replay. */
+/** The report printed at the end of a replay: per-table loads, damaged inputs. */
+import { describeDamagedInput, type DamagedInput } from '../worker/pool/thread.js';
 import type { TableLoadResult } from './warehouse/warehouse.js';
 
 export function formatLoadReport(loads: TableLoadResult[]): string[] {
@@ -21,5 +22,19 @@ export function formatLoadReport(loads: TableLoadResult[]): string[] {
     const err = loads[i]!.error;
     if (err) out.push(`    ${loads[i]!.table}: ${err}`);
   }
+  return out;
+}
+
+/**
+ * The report's damaged-input section: each edge file that was truncated or
+ * corrupt, with what was read of it (decompressed bytes, lines) and the error.
+ * Empty when there were none.
+ */
+export function formatDamagedInputs(damaged: DamagedInput[]): string[] {
+  if (damaged.length === 0) return [];
+  const out = [
+    `damaged input(s): ${damaged.length}; their complete lines before the damage were transformed, the rest is lost`,
+  ];
+  for (const d of damaged) out.push(`  ${describeDamagedInput(d, d.key ?? d.source)}`);
   return out;
 }

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { WrittenFile } from './output/writers.js';
 import type { TransformPool } from './pool/pool.js';
 import type { TaskResult } from './pool/thread.js';
+import type { TransformDigest } from './transform/digest.js';
 import { openStore } from './store/location.js';
 import { emptyCounts, mergeCounts } from './transform/outcomes.js';
 import type { TransformSettings } from './transform/setup.js';
@@ -30,7 +31,13 @@ export interface PartitionResult {
   attempt: string;
   files: WrittenFile[];
   counts: ReturnType<typeof emptyCounts>;
+  /** Damaged edge files (key, bytes and lines read, error): transformed up to the damage only. */
   inputErrors: TaskResult['inputErrors'];
+  /**
+   * What this attempt's rows were made with, as its worker computed it. Absent
+   * in manifests of older versions and of the continuous processor's batches.
+   */
+  transformDigest?: TransformDigest;
 }
 
 /** What a finished attempt writes, last: exactly its files, and its counts. */
@@ -79,12 +86,18 @@ export async function runPartition(task: PartitionTask, pool: TransformPool): Pr
       }),
     ),
   );
+  // Every group ran with the same settings on this machine, so with one digest.
+  const digests = new Set(results.map((r) => r.digest.digest));
+  if (digests.size > 1)
+    throw new Error(`partition ${task.partition.id}: its groups were transformed with different settings`);
+  const keyOf = new Map(task.partition.files.map((f) => [edge.urlOf(f.key), f.key]));
   const result: PartitionResult = {
     partition: task.partition.id,
     attempt,
     files: results.flatMap((r) => r.files),
     counts: results.reduce((acc, r) => mergeCounts(acc, r.counts), emptyCounts()),
-    inputErrors: results.flatMap((r) => r.inputErrors),
+    inputErrors: results.flatMap((r) => r.inputErrors).map((e) => ({ ...e, key: keyOf.get(e.source) ?? e.source })),
+    transformDigest: results[0]?.digest,
   };
   // Written last: its existence is what makes this attempt's files loadable.
   await output.put(

@@ -103,6 +103,11 @@ export function replayOptions<T>(y: Argv<T>) {
       default: false,
       describe: 'load even when the shrink guard would refuse',
     })
+    .option('accept-damaged-input', {
+      type: 'boolean',
+      default: false,
+      describe: 'load although edge files were truncated or corrupt (their complete lines; still reported)',
+    })
     .option('create-tables', { type: 'boolean', default: true, describe: 'create missing tables (PostgreSQL, PGlite)' })
     .option('iam-role', { type: 'string', describe: 'Redshift COPY IAM role ARN (env REDSHIFT_IAM_ROLE)' })
     .option('plan', { type: 'boolean', default: false, describe: 'print what would run, change nothing' });
@@ -203,6 +208,7 @@ export function toReplayOptions(argv: ReplayArgv, env: NodeJS.ProcessEnv = proce
     blueprintUrl: env.BLUEPRINT_URL || undefined,
     createTables: argv['create-tables'],
     iamRole: argv['iam-role'] ?? env.REDSHIFT_IAM_ROLE,
+    acceptDamagedInput: argv['accept-damaged-input'],
   };
 }
 

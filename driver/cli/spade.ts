@@ -63,11 +63,16 @@ async function main(): Promise<void> {
             describe: 'uncompressed MB per output file before rotating',
             default: 256,
           })
-          .option('tables', { type: 'string', array: true, describe: 'only these tables' }),
+          .option('tables', { type: 'string', array: true, describe: 'only these tables' })
+          .option('accept-damaged-input', {
+            type: 'boolean',
+            default: false,
+            describe: 'exit 0 although an input was truncated or corrupt (what could be read is kept, and listed)',
+          }),
       async (argv) => {
         const { transformCommand } = await import('../../worker/cli/transform.js');
         const { defaultThreads } = await import('../../worker/pool/pool.js');
-        await transformCommand({
+        const summary = await transformCommand({
           inputs: (argv.inputs as string[] | undefined) ?? [],
           config: argv.config,
           out: argv.out,
@@ -77,7 +82,9 @@ async function main(): Promise<void> {
           rotateMb: positiveInt('rotate-mb', argv['rotate-mb']),
           tables: argv.tables,
           userIdMapping: userIdMapping(argv),
+          acceptDamagedInput: argv['accept-damaged-input'],
         });
+        process.exitCode = summary.exitCode;
       },
     )
     .command(

@@ -25,7 +25,11 @@ export interface CliResult {
 }
 
 /** Runs the real CLI; `env` adds to the environment. */
-export function runSpade(args: string[], env: Record<string, string> = {}, input?: string): Promise<CliResult> {
+export function runSpade(
+  args: string[],
+  env: Record<string, string> = {},
+  input?: string | Buffer,
+): Promise<CliResult> {
   return runNodeScript(SPADE, args, env, input);
 }
 
@@ -34,7 +38,7 @@ export function runNodeScript(
   script: string,
   args: string[],
   env: Record<string, string> = {},
-  input?: string,
+  input?: string | Buffer,
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, stdio: 'pipe' });

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { decodedChunks } from '../input/lines.js';
 import { createTransformPool, type TransformPool } from '../pool/pool.js';
-import type { TaskResult, TransformTask } from '../pool/thread.js';
+import { describeDamagedInput, type DamagedInput, type TaskResult, type TransformTask } from '../pool/thread.js';
 import type { WrittenFile } from '../output/writers.js';
 import {
   checkLineAccounting,
@@ -30,6 +30,8 @@ export interface TransformCommandOptions {
   rotateMb?: number;
   tables?: string[];
   userIdMapping?: TransformSettings['userIdMapping'];
+  /** Exit 0 even when inputs were damaged (they are still listed). */
+  acceptDamagedInput?: boolean;
   /** Where a chunk of stdin is cut (bytes); tests make it small. */
   chunkBytes?: number;
 }
@@ -41,6 +43,8 @@ export interface TransformSummary {
   counts: OutcomeCounts;
   files: WrittenFile[];
   inputErrors: TaskResult['inputErrors'];
+  /** 1 when inputs were damaged and not accepted (--accept-damaged-input). */
+  exitCode: number;
 }
 
 export async function transformCommand(
@@ -67,6 +71,7 @@ export async function transformCommand(
   });
   const pool = createTransformPool(opts.threads);
   const started = Date.now();
+  const stdinDamage: DamagedInput[] = [];
   try {
     const results =
       opts.inputs.length > 0
@@ -75,16 +80,14 @@ export async function transformCommand(
               pool.run({ settings, input: { kind: 'urls', urls: [url] }, output: output(i) }),
             ),
           )
-        : await transformStdin(pool, stdin, settings, output, opts.chunkBytes ?? 16 * 1024 * 1024);
-    const summary: TransformSummary = { counts: emptyCounts(), files: [], inputErrors: [] };
+        : await transformStdin(pool, stdin, settings, output, opts.chunkBytes ?? 16 * 1024 * 1024, stdinDamage);
+    const summary: TransformSummary = { counts: emptyCounts(), files: [], inputErrors: [...stdinDamage], exitCode: 0 };
     for (const r of results) {
       mergeCounts(summary.counts, r.counts);
       summary.files.push(...r.files);
       summary.inputErrors.push(...r.inputErrors);
     }
     const secs = (Date.now() - started) / 1000;
-    for (const e of summary.inputErrors)
-      log(`warning: ${e.source}: ${e.error} (complete lines before it were processed)`);
     const mismatch = checkLineAccounting(summary.counts);
     if (mismatch) log(`error: ${mismatch}`);
     log(
@@ -92,6 +95,14 @@ export async function transformCommand(
         `into ${summary.files.length} files under ${opts.out}`,
     );
     log(formatCounts(summary.counts));
+    if (summary.inputErrors.length > 0) {
+      log(`${summary.inputErrors.length} damaged input(s); their complete lines before the damage were transformed:`);
+      for (const e of summary.inputErrors) log(`  ${describeDamagedInput(e)}`);
+      if (!opts.acceptDamagedInput) {
+        log('error: damaged input (fix it, or pass --accept-damaged-input to accept what could be read)');
+        summary.exitCode = 1;
+      }
+    }
     return summary;
   } finally {
     await pool.close();
@@ -101,7 +112,7 @@ export async function transformCommand(
 /**
  * Cuts standard input (gzip or plain) into chunks at line ends and hands each
  * to a thread; at most two chunks per thread are in flight, so memory stays
- * flat however long the input is.
+ * flat however long the input is. Damage of a gzip stdin is added to `damaged`.
  */
 async function transformStdin(
   pool: TransformPool,
@@ -109,6 +120,7 @@ async function transformStdin(
   settings: TransformSettings,
   output: (i: number) => TransformTask['output'],
   chunkBytes: number,
+  damaged: DamagedInput[],
 ): Promise<TaskResult[]> {
   const results: TaskResult[] = [];
   const inFlight = new Set<Promise<void>>();
@@ -139,9 +151,13 @@ async function transformStdin(
   };
 
   let inputError: string | null = null;
+  let bytesRead = 0;
+  let linesRead = 0;
   try {
     for await (const piece of decodedChunks(stdin)) {
       if (failure) break;
+      bytesRead += piece.length;
+      for (let i = piece.indexOf(10); i !== -1; i = piece.indexOf(10, i + 1)) linesRead++;
       pending.push(piece);
       pendingBytes += piece.length;
       if (pendingBytes < chunkBytes) continue;
@@ -160,10 +176,11 @@ async function transformStdin(
     // Truncated or corrupt gzip on stdin: what was read is still transformed.
     inputError = (err as Error).message;
   }
+  // The torn last line counts as read (its thread quarantines it).
+  if (pendingBytes > 0) linesRead += pending[pending.length - 1]!.at(-1) === 10 ? 0 : 1;
   if (pendingBytes > 0 && !failure) await submit(Buffer.concat(pending));
   await Promise.all(inFlight);
   if (failure) throw failure;
-  if (inputError)
-    results.push({ counts: emptyCounts(), files: [], inputErrors: [{ source: 'stdin', error: inputError }] });
+  if (inputError) damaged.push({ source: 'stdin', error: inputError, bytes: bytesRead, lines: linesRead });
   return results;
 }

@@ -12,6 +12,7 @@ import { openStore, parseS3Url } from '../store/location.js';
 import type { ObjectStore } from '../store/objectstore.js';
 import type { OutcomeCounts } from '../transform/outcomes.js';
 import { EventProcessor } from '../transform/processor.js';
+import type { TransformDigest } from '../transform/digest.js';
 import { prepareTransform, type TransformSettings } from '../transform/setup.js';
 import { transformStream } from './input.js';
 import { PROGRESS_SLOTS, type ProgressSlot } from './progress.js';
@@ -25,11 +26,34 @@ export interface TransformTask {
   output: { location: string; prefix: string; fileTag: string; rotateBytes?: number; gzipLevel?: number };
 }
 
+/** An input whose bytes ended early or broke (truncated or corrupt gzip): its complete lines before that were processed. */
+export interface DamagedInput {
+  /** The input's URL or path as read (`stdin` for standard input). */
+  source: string;
+  /** Its key in the edge store, in a replay partition's result. */
+  key?: string;
+  error: string;
+  /** Decompressed bytes read before the damage. */
+  bytes: number;
+  /** Lines read before the damage (the torn last one included, quarantined as truncated_input). */
+  lines: number;
+}
+
+/** One line of a damaged-input listing: `<name>: <bytes> bytes, <lines> lines read; <error>`. */
+export function describeDamagedInput(d: DamagedInput, name: string = d.source): string {
+  // The reader's message starts with the source already.
+  const error = d.error.startsWith(`${d.source}: `) ? d.error.slice(d.source.length + 2) : d.error;
+  // Manifests of older versions carry no counts.
+  return `${name}: ${d.bytes ?? '?'} bytes, ${d.lines ?? '?'} lines read; ${error}`;
+}
+
 export interface TaskResult {
   counts: OutcomeCounts;
   files: WrittenFile[];
-  /** Inputs that ended early (truncated gzip...): their complete lines were still processed. */
-  inputErrors: { source: string; error: string }[];
+  /** Damaged inputs, each still transformed up to the damage. */
+  inputErrors: DamagedInput[];
+  /** What the rows were made with (see transform/digest.ts). */
+  digest: TransformDigest;
 }
 
 const stores = new Map<string, ObjectStore>();
@@ -83,7 +107,8 @@ export default async function runTask(task: TransformTask): Promise<TaskResult> 
         const res = await transformStream(await openUrl(url), url, processor, writers, { progress });
         // A read failure is not the end of the file: fail the task so it is retried whole.
         if (res.inputError && !res.inputDamaged) throw new Error(`reading ${url} failed: ${res.inputError}`);
-        if (res.inputError) inputErrors.push({ source: url, error: res.inputError });
+        if (res.inputError)
+          inputErrors.push({ source: url, error: res.inputError, bytes: res.bytes, lines: res.lines });
         report(2, 1);
       }
     } else {
@@ -94,10 +119,10 @@ export default async function runTask(task: TransformTask): Promise<TaskResult> 
         firstLineNo,
         alreadyDecoded: true,
       });
-      if (res.inputError) inputErrors.push({ source, error: res.inputError });
+      if (res.inputError) inputErrors.push({ source, error: res.inputError, bytes: res.bytes, lines: res.lines });
     }
     const files = await writers.close();
-    return { counts: processor.counts, files, inputErrors };
+    return { counts: processor.counts, files, inputErrors, digest: prepared.digest };
   } catch (err) {
     await writers.abort().catch(() => undefined);
     throw err;

@@ -20,6 +20,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OutputWriters, type WrittenFile } from '../output/writers.js';
 import { byKey, type ObjectStore } from '../store/objectstore.js';
+import type { DamagedInput } from '../pool/thread.js';
 import { emptyCounts, mergeCounts, type OutcomeCounts } from '../transform/outcomes.js';
 import { EventProcessor, type ProcessorOptions } from '../transform/processor.js';
 import { successKey, type SuccessManifest } from '../partition-task.js';
@@ -68,7 +69,7 @@ export class Batch {
   readonly runtag: string;
   readonly openedAtMs: number;
   readonly inputs: string[] = [];
-  readonly inputErrors: { source: string; error: string }[] = [];
+  readonly inputErrors: DamagedInput[] = [];
   /** Decompressed input bytes so far. */
   inputBytes = 0;
   /** Lines given to the processor (stdin mode: any input at all makes the batch worth committing). */
@@ -146,7 +147,7 @@ export class Batch {
     task: Promise<{
       files: WrittenFile[];
       counts: OutcomeCounts;
-      inputErrors: { source: string; error: string }[];
+      inputErrors: DamagedInput[];
     }>,
     onSettled: () => void,
     onFailed: (keys: string[], reason: string) => void,

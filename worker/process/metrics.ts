@@ -17,6 +17,8 @@ export class ProcessMetrics {
   readonly filesUploaded = { rows: 0, nontracked: 0, quarantine: 0 };
   batchesCommitted = 0;
   batchesAborted = 0;
+  /** Committed input files that were truncated or corrupt (their complete lines were kept). */
+  damagedInputs = 0;
   /** Pool tasks that failed to read an input (their inputs are read again). */
   taskFailures = 0;
   globsDuplicate = 0;
@@ -81,6 +83,12 @@ export class ProcessMetrics {
     metric('spade_batches_aborted_total', 'counter', 'Batches dropped because their commit failed.', [
       ['', this.batchesAborted],
     ]);
+    metric(
+      'spade_damaged_inputs_total',
+      'counter',
+      'Committed input files that were truncated or corrupt gzip; their complete lines before the damage were kept.',
+      [['', this.damagedInputs]],
+    );
     metric('spade_task_failures_total', 'counter', 'Transform tasks that failed to read an input (read again).', [
       ['', this.taskFailures],
     ]);

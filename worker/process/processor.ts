@@ -346,7 +346,10 @@ export class ContinuousProcessor {
         group.map((f) => f.key),
         task.then((res) => {
           for (const e of res.inputErrors)
-            this.log('warn', `${e.source} is damaged; kept its complete lines: ${e.error}`);
+            this.log(
+              'warn',
+              `${e.source} is damaged; kept its complete lines (${e.bytes} bytes, ${e.lines} lines read): ${e.error}`,
+            );
           return res;
         }),
         () => this.wake(),
@@ -454,6 +457,7 @@ export class ContinuousProcessor {
     const m = this.metrics;
     m.batchesCommitted++;
     m.inputFilesCommitted += manifest.inputs.length;
+    m.damagedInputs += manifest.inputErrors.length;
     m.addCounts(manifest.counts);
     for (const f of manifest.files) m.filesUploaded[f.kind]++;
     for (const key of manifest.inputs) {

@@ -19,6 +19,8 @@ export interface GeoIp {
   readonly hasCity: boolean;
   /** An ASN database is loaded (ipAsn, ipAsnInteger work). */
   readonly hasAsn: boolean;
+  /** Build ids of the loaded databases (see geoIpBuildId), null where none is loaded. */
+  readonly builds: GeoIpBuilds;
   /** English city name. */
   city(ip: string): string | null;
   /** Country ISO 3166-1 code, e.g. `GB`. */
@@ -29,6 +31,20 @@ export interface GeoIp {
   asn(ip: string): string | null;
   /** The AS number as decimal text. */
   asnNumber(ip: string): string | null;
+}
+
+export interface GeoIpBuilds {
+  city: string | null;
+  asn: string | null;
+}
+
+/**
+ * What identifies a database's content: MaxMind writes its type and build time
+ * into every file's metadata (a new release of the same database gets a new
+ * build time), so two files with the same id give the same lookups.
+ */
+export function geoIpBuildId(metadata: { databaseType: string; buildEpoch: Date }): string {
+  return `${metadata.databaseType} build ${metadata.buildEpoch.toISOString().replace('.000Z', 'Z')}`;
 }
 
 export interface GeoIpPaths {
@@ -84,12 +100,17 @@ class RecordCache<T extends CityResponse | AsnResponse> {
 class MaxMindGeoIp implements GeoIp {
   readonly hasCity: boolean;
   readonly hasAsn: boolean;
+  readonly builds: GeoIpBuilds;
   private readonly cities: RecordCache<CityResponse>;
   private readonly asns: RecordCache<AsnResponse>;
 
   constructor(cityReader: Reader<CityResponse> | null, asnReader: Reader<AsnResponse> | null) {
     this.hasCity = cityReader !== null;
     this.hasAsn = asnReader !== null;
+    this.builds = {
+      city: cityReader ? geoIpBuildId(cityReader.metadata) : null,
+      asn: asnReader ? geoIpBuildId(asnReader.metadata) : null,
+    };
     this.cities = new RecordCache(cityReader);
     this.asns = new RecordCache(asnReader);
   }

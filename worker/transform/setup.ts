@@ -4,6 +4,7 @@
  * cached, since tasks of one run share settings.
  */
 import { compileSchema, type CompiledTable, type TransformDeps } from './columns.js';
+import { digestDifferences, transformDigest, type TransformDigest, type TransformDigestParts } from './digest.js';
 import { openGeoIp } from './geoip.js';
 import { UserIdMapper } from './mapping.js';
 import { makePayloadFilter } from './prefilter.js';
@@ -23,11 +24,19 @@ export interface TransformSettings {
   /** Skip lines that cannot hold the selected tables before decoding them (only with `tables`). */
   prefilter?: boolean;
   userIdMapping?: { urlTemplate: string; jsonPath: string; timeoutMs?: number; maxConcurrent?: number };
+  /**
+   * The digest the run was recorded with (a replay sets it): a machine whose own
+   * digest differs (another GeoIP database build, an older version) refuses to
+   * transform instead of writing rows that the driver would refuse to load.
+   */
+  expectDigest?: TransformDigestParts;
 }
 
 export interface PreparedTransform {
   schemas: TableSchema[];
   processorOptions: ProcessorOptions;
+  /** Computed from what was actually opened (the GeoIP builds of this machine's files). */
+  digest: TransformDigest;
 }
 
 /**
@@ -93,5 +102,12 @@ async function build(settings: TransformSettings): Promise<PreparedTransform> {
   }
   const processorOptions: ProcessorOptions = { tables, otherKnownEvents };
   if (wanted && settings.prefilter !== false) processorOptions.payloadFilter = makePayloadFilter([...wanted]);
-  return { schemas, processorOptions };
+  const digest = transformDigest(settings, schemas, deps.geoip?.builds ?? { city: null, asn: null });
+  if (settings.expectDigest) {
+    const differences = digestDifferences(settings.expectDigest, digest, ['run', 'this machine']);
+    if (differences.length > 0) {
+      throw new Error(`this machine would transform with other settings than the run's: ${differences.join('; ')}`);
+    }
+  }
+  return { schemas, processorOptions, digest };
 }

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { constants as zlibConstants, gunzipSync, gzipSync } from 'node:zlib';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { DEMO_CONFIG, runSpade } from '../../helpers/replay-env.js';
 
@@ -92,12 +92,14 @@ test('a malformed corpus: every line counted once, exit 0, bad lines in quaranti
     out,
     '--threads',
     '2',
+    '--accept-damaged-input',
   ]);
   assert.equal(res.code, 0, res.stderr);
   const c = countsLine(res.stderr.slice(res.stderr.indexOf('lines ')));
   assert.equal(c.decoded! + c.malformed! + c.filtered!, c.lines, 'every line in one outcome');
   assert.ok(c.malformed! >= bad.length + 2 + 1, `malformed ${c.malformed}`);
-  assert.match(res.stderr, /warning: .*cut\.log\.gz/);
+  assert.match(res.stderr, /1 damaged input\(s\)/);
+  assert.match(res.stderr, /\n {2}\S*cut\.log\.gz: \d+ bytes, \d+ lines read; /);
 
   const files = listFiles(out);
   const quarantine = gzLines(files.filter((f) => f.includes('_quarantine')));
@@ -145,6 +147,57 @@ test('standard input gives the same counts as files', async () => {
   assert.equal(c.lines, 201);
   assert.equal(c.malformed, 1);
   assert.equal(gzLines(listFiles(join(dir, 'out')).filter((f) => f.includes('/login/'))).length, 200);
+});
+
+test('damaged gzip inputs (truncated, corrupt in the middle, on stdin) exit non-zero, each named with what was read', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'spade-transform-'));
+  const lines = Array.from({ length: 3000 }, (_, i) =>
+    edge(`d${i}`, { event: 'login', properties: { login: `user${i}-${Math.random()}` } }),
+  );
+  const gz = gzipSync(lines.join('\n') + '\n');
+  const cut = join(dir, 'cut.log.gz');
+  const cutBytes = gz.subarray(0, Math.floor(gz.length * 0.5));
+  writeFileSync(cut, cutBytes);
+  // What a reader gets out of the truncated file: every byte zlib can decode.
+  const readable = gunzipSync(cutBytes, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+  const readableLines = readable.toString('utf8').split('\n').length; // the torn last line included
+  const corrupt = join(dir, 'corrupt.log.gz');
+  const broken = Buffer.from(gz);
+  for (let i = Math.floor(broken.length / 2); i < Math.floor(broken.length / 2) + 64; i++)
+    broken[i] = broken[i]! ^ 0x5a;
+  writeFileSync(corrupt, broken);
+  const clean = join(dir, 'clean.log');
+  writeFileSync(clean, lines.slice(0, 10).join('\n') + '\n');
+
+  const args = ['transform', clean, cut, corrupt, '--config', DEMO_CONFIG, '--threads', '2'];
+  const res = await runSpade([...args, '--out', join(dir, 'out')]);
+  assert.equal(res.code, 1, res.stderr);
+  assert.match(res.stderr, /2 damaged input\(s\)/);
+  assert.ok(
+    res.stderr.includes(`${cut}: ${readable.length} bytes, ${readableLines} lines read; `),
+    `truncated file with its bytes and lines in:\n${res.stderr}`,
+  );
+  assert.match(res.stderr, /corrupt\.log\.gz: \d+ bytes, \d+ lines read; \S/);
+  assert.match(res.stderr, /--accept-damaged-input/);
+  assert.doesNotMatch(res.stderr, /clean\.log:/);
+  // What could be read was written all the same.
+  const rows = gzLines(listFiles(join(dir, 'out')).filter((f) => f.includes('/login/')));
+  assert.ok(rows.length >= 10 + readableLines - 1, `rows ${rows.length}`);
+
+  const accepted = await runSpade([...args, '--out', join(dir, 'out2'), '--accept-damaged-input']);
+  assert.equal(accepted.code, 0, accepted.stderr);
+  assert.match(accepted.stderr, /2 damaged input\(s\)/);
+
+  const viaStdin = await runSpade(
+    ['transform', '--config', DEMO_CONFIG, '--out', join(dir, 'out3'), '--threads', '1'],
+    {},
+    cutBytes,
+  );
+  assert.equal(viaStdin.code, 1, viaStdin.stderr);
+  assert.ok(
+    viaStdin.stderr.includes(`stdin: ${readable.length} bytes, ${readableLines} lines read; `),
+    viaStdin.stderr,
+  );
 });
 
 test('spade parse prints the SPEC objects for the fixtures', async () => {
