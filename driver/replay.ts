@@ -5,6 +5,7 @@
  * table, `poolsize` at a time) and report.
  */
 import type { PartitionResult, PartitionTask } from '../worker/partition-task.js';
+import { redactUrl } from '../worker/redact.js';
 import { openStore } from '../worker/store/location.js';
 import type { ObjectStore } from '../worker/store/objectstore.js';
 import type { WrittenFile } from '../worker/output/writers.js';
@@ -33,7 +34,7 @@ import type { ReplayProgress } from './progress.js';
 import { formatLoadReport } from './report.js';
 import { createTableSql } from './warehouse/ddl.js';
 import { quoteIdent } from './warehouse/sql.js';
-import { openWarehouse, redactUrl, type TableLoadResult, type Warehouse } from './warehouse/warehouse.js';
+import { openWarehouse, type TableLoadResult, type Warehouse } from './warehouse/warehouse.js';
 import { datePrefixes, type ReplayWindow } from './window.js';
 
 export interface ReplayOptions {
@@ -167,14 +168,14 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
       window: { start: w.start, end: w.end },
       tables,
       edge: opts.edge,
-      configSource: opts.config,
+      configSource: redactUrl(opts.config),
       partitions,
       createdAt: new Date().toISOString(),
     };
   }
   const settings: TransformSettings = {
     configText,
-    configSource: opts.config,
+    configSource: redactUrl(opts.config), // a label in messages: the text travels, not the URL
     geoipCity: opts.geoipCity,
     geoipAsn: opts.geoipAsn,
     userIdMapping: opts.userIdMapping,
