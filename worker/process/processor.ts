@@ -34,7 +34,7 @@ import { prepareTransform, type PreparedTransform, type TransformSettings } from
 import { Batch, MANIFEST_KIND, type BatchManifest } from './batch.js';
 import { addDays, Checkpoint, datePrefixOf, dateRange, utcDate } from './checkpoint.js';
 import { compareFound, InputFollower, type FoundFile } from './follow-s3.js';
-import { decodeGlobLine, GlobDedup, isGlobLine } from './globs.js';
+import { decodeGlobLine, GlobDedup, GlobTooLargeError, isGlobLine } from './globs.js';
 import { ContinuousLoader } from './loader.js';
 import { ProcessMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
 import { salvageSpool } from './salvage-spool.js';
@@ -619,7 +619,8 @@ export class ContinuousProcessor {
       try {
         glob = decodeGlobLine(line);
       } catch (err) {
-        batch.processor.badLine('stdin', first + i, 'bad_glob', `${(err as Error).message}: ${line.slice(0, 1000)}`);
+        const reason = err instanceof GlobTooLargeError ? 'glob_too_large' : 'bad_glob';
+        batch.processor.badLine('stdin', first + i, reason, `${(err as Error).message}: ${line.slice(0, 1000)}`);
         continue;
       }
       if (glob.firstUuid !== null && this.dedup.isDuplicate(glob.firstUuid)) {
