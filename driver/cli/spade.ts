@@ -235,6 +235,8 @@ async function main(): Promise<void> {
           .option('follow', { type: 'boolean', demandOption: true, describe: 'run continuously (required)' })
           .option('input', {
             type: 'string',
+            // Takes the next word whatever it is: yargs otherwise reads a lone `-` as a stray positional.
+            requiresArg: true,
             describe: 's3://bucket/prefix or directory to follow; "-": stdin (default: env EDGE_BUCKET, else stdin)',
           })
           .option('output', {
