@@ -17,6 +17,7 @@ export function reportFatal(err: unknown): never {
   if (err instanceof ReportedError) process.exit(1);
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(`spade: ${redactText(message)}\n`);
-  if (process.env.SPADE_DEBUG === '1' && err instanceof Error && err.stack) process.stderr.write(redactText(err.stack) + '\n');
+  if (process.env.SPADE_DEBUG === '1' && err instanceof Error && err.stack)
+    process.stderr.write(redactText(err.stack) + '\n');
   process.exit(1);
 }

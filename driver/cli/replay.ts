@@ -275,7 +275,12 @@ export async function replayCommand(argv: ReplayArgv, threads: number): Promise<
     live: () => executor.progress?.() ?? { bytes: 0, lines: 0, files: 0 },
   });
   try {
-    const result = await runReplay(opts, { executor, log, progress, print: (l) => process.stdout.write(redactText(l) + '\n') });
+    const result = await runReplay(opts, {
+      executor,
+      log,
+      progress,
+      print: (l) => process.stdout.write(redactText(l) + '\n'),
+    });
     progress.stop();
     const p = progress.phases;
     if (!opts.plan) {
