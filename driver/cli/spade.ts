@@ -204,6 +204,18 @@ async function main(): Promise<void> {
                   type: 'number',
                   default: 600,
                   describe: 'on SIGTERM, longest wait for the running task',
+                })
+                .option('allow-edge', {
+                  type: 'string',
+                  array: true,
+                  describe:
+                    'directory or s3://bucket[/prefix] tasks may read edge logs from (repeatable; default: S3 only)',
+                })
+                .option('allow-output', {
+                  type: 'string',
+                  array: true,
+                  describe:
+                    'directory or s3://bucket[/prefix] tasks may write output to (repeatable; default: S3 only)',
                 }),
             async (argv) => {
               const port = Number(argv.port);
@@ -221,6 +233,8 @@ async function main(): Promise<void> {
                 token: argv.token,
                 tokenFile: argv['token-file'],
                 drainMs: argv['drain-seconds'] * 1000,
+                allowEdge: argv['allow-edge'] as string[] | undefined,
+                allowOutput: argv['allow-output'] as string[] | undefined,
               });
             },
           )
