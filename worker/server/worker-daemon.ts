@@ -21,6 +21,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { newAttemptId, runPartition, type PartitionResult, type PartitionTask } from '../partition-task.js';
 import { createTransformPool, defaultThreads, type TransformPool } from '../pool/pool.js';
 import type { ProgressTotals } from '../pool/progress.js';
+import { redactText } from '../redact.js';
 import { AllowedLocations, LocationNotAllowedError } from './allowed-locations.js';
 import {
   bearerToken,
@@ -115,7 +116,9 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
   const port = opts.port ?? DEFAULT_PORT;
   if (!opts.token) throw new Error('worker daemon: refusing to start without a token');
   checkPort('worker daemon', port);
-  const log = opts.log ?? ((line: string) => void process.stderr.write(`${new Date().toISOString()} ${line}\n`));
+  const write = opts.log ?? ((line: string) => void process.stderr.write(`${new Date().toISOString()} ${line}\n`));
+  // Task errors quote locations and config sources: no credential in them reaches the log.
+  const log = (line: string): void => write(redactText(line));
   const keepResultsMs = opts.keepResultsMs ?? DEFAULT_KEEP_RESULTS_MS;
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const hooks = opts.testHooks ?? {};
