@@ -1,8 +1,10 @@
 /**
  * The run's log: timestamped lines to stderr (unless a live display owns the
  * terminal) and appended to the log file, as the original's `tee -a replay.log`.
+ * Every line is redacted (worker/redact.ts) before it is written anywhere.
  */
 import { appendFileSync } from 'node:fs';
+import { redactText } from '../worker/redact.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
@@ -21,7 +23,7 @@ export function createLogger(opts: { level: LogLevel; file?: string | null; stre
   let sink: ((line: string) => void) | null = null;
   const write = (level: LogLevel, msg: string): void => {
     if (ORDER[level] < ORDER[opts.level]) return;
-    const line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${msg}`;
+    const line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${redactText(msg)}`;
     if (opts.file) {
       try {
         appendFileSync(opts.file, line + '\n');

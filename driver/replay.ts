@@ -6,6 +6,7 @@
  */
 import type { PartitionResult, PartitionTask } from '../worker/partition-task.js';
 import type { DamagedInput } from '../worker/pool/thread.js';
+import { redactUrl } from '../worker/redact.js';
 import { openStore } from '../worker/store/location.js';
 import type { ObjectStore } from '../worker/store/objectstore.js';
 import type { WrittenFile } from '../worker/output/writers.js';
@@ -36,7 +37,7 @@ import { checkManifestDigests, checkRunDigest, driverTransformDigest } from './r
 import { createTableSql } from './warehouse/ddl.js';
 import { quoteIdent } from './warehouse/sql.js';
 import { expectedColumns } from './warehouse/table-columns.js';
-import { openWarehouse, redactUrl, type TableLoadResult, type Warehouse } from './warehouse/warehouse.js';
+import { openWarehouse, type TableLoadResult, type Warehouse } from './warehouse/warehouse.js';
 import { datePrefixes, type ReplayWindow } from './window.js';
 
 export interface ReplayOptions {
@@ -140,7 +141,7 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
   let record = await readJson<RunRecord>(output, runRecordKey(opts.runtag));
   const settings: TransformSettings = {
     configText,
-    configSource: opts.config,
+    configSource: redactUrl(opts.config), // a label in messages: the text travels, not the URL
     geoipCity: opts.geoipCity,
     geoipAsn: opts.geoipAsn,
     userIdMapping: opts.userIdMapping,
@@ -187,7 +188,7 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
       window: { start: w.start, end: w.end },
       tables,
       edge: opts.edge,
-      configSource: opts.config,
+      configSource: redactUrl(opts.config),
       partitions,
       createdAt: new Date().toISOString(),
       transform: digest,

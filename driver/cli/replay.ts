@@ -13,6 +13,7 @@ import { createLogger, type Logger, type LogLevel } from '../log.js';
 import { createProgress } from '../progress.js';
 import { runReplay, type ReplayOptions } from '../replay.js';
 import { parseWindow, WindowError } from '../window.js';
+import { redactText } from '../../worker/redact.js';
 import type { TransformSettings } from '../../worker/transform/setup.js';
 import { ReportedError, UsageError } from './errors.js';
 
@@ -243,12 +244,7 @@ export function workersExecutorFromArgv(
 export async function replayCommand(argv: ReplayArgv, threads: number): Promise<number> {
   const opts = toReplayOptions(argv);
   const log = createLogger({ level: argv.log as LogLevel, file: argv['log-file'] || null });
-  log.info(
-    `spade replay ${process.argv
-      .slice(3)
-      .map((a) => (a.includes('://') ? a.replace(/\/\/[^@/]*@/, '//***@') : a))
-      .join(' ')}`,
-  );
+  log.info(`spade replay ${process.argv.slice(3).map(redactText).join(' ')}`);
   const abort = new AbortController();
   const executor =
     argv.executor === 'emr'
@@ -285,7 +281,12 @@ export async function replayCommand(argv: ReplayArgv, threads: number): Promise<
     live: () => executor.progress?.() ?? { bytes: 0, lines: 0, files: 0 },
   });
   try {
-    const result = await runReplay(opts, { executor, log, progress, print: (l) => process.stdout.write(l + '\n') });
+    const result = await runReplay(opts, {
+      executor,
+      log,
+      progress,
+      print: (l) => process.stdout.write(redactText(l) + '\n'),
+    });
     progress.stop();
     const p = progress.phases;
     if (!opts.plan) {

@@ -211,6 +211,18 @@ async function main(): Promise<void> {
                   type: 'number',
                   default: 600,
                   describe: 'on SIGTERM, longest wait for the running task',
+                })
+                .option('allow-edge', {
+                  type: 'string',
+                  array: true,
+                  describe:
+                    'directory or s3://bucket[/prefix] tasks may read edge logs from (repeatable; default: S3 only)',
+                })
+                .option('allow-output', {
+                  type: 'string',
+                  array: true,
+                  describe:
+                    'directory or s3://bucket[/prefix] tasks may write output to (repeatable; default: S3 only)',
                 }),
             async (argv) => {
               const port = Number(argv.port);
@@ -228,6 +240,8 @@ async function main(): Promise<void> {
                 token: argv.token,
                 tokenFile: argv['token-file'],
                 drainMs: argv['drain-seconds'] * 1000,
+                allowEdge: argv['allow-edge'] as string[] | undefined,
+                allowOutput: argv['allow-output'] as string[] | undefined,
               });
             },
           )
@@ -242,6 +256,8 @@ async function main(): Promise<void> {
           .option('follow', { type: 'boolean', demandOption: true, describe: 'run continuously (required)' })
           .option('input', {
             type: 'string',
+            // Takes the next word whatever it is: yargs otherwise reads a lone `-` as a stray positional.
+            requiresArg: true,
             describe: 's3://bucket/prefix or directory to follow; "-": stdin (default: env EDGE_BUCKET, else stdin)',
           })
           .option('output', {

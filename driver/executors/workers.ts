@@ -4,7 +4,12 @@
  * time; the next is posted as soon as the driver learns the previous one ended
  * (a long poll, so that is at once). A partition whose node fails it, stops
  * answering, or overruns the task timeout is posted again (new attempt id) to
- * another node; a node that fails several tasks in a row is dropped.
+ * another node; a node that fails several tasks in a row is dropped. A node
+ * whose daemon refuses the token (401) or the run's locations (403, its
+ * --allow-edge/--allow-output) is dropped at once: it would refuse every task.
+ * A refused connection is a failure at once (no daemon listens, so the task it
+ * held is gone), while a timeout gets `unreachableGraceMs` (a busy or briefly
+ * unreachable node may still be running it).
  *
  * Exactly-once output does not depend on any of this: an attempt's files are
  * only loaded when its success manifest names them (SPEC section 5).
@@ -25,7 +30,7 @@ export interface WorkersExecutorOptions {
   maxNodeFailures?: number;
   /** Attempts per partition before it is reported failed; default 3. */
   maxAttempts?: number;
-  /** A node not answering (refused, timed out) for this long has lost its task; default 30 s. */
+  /** A node not answering (timed out, reset) for this long has lost its task; default 30 s. A refused connection fails at once. */
   unreachableGraceMs?: number;
   /** Timeout of one request besides the poll hold; default 15 s. */
   requestTimeoutMs?: number;
@@ -96,7 +101,8 @@ interface TaskStatusReply {
 
 type AttemptOutcome =
   | { kind: 'done'; result: PartitionResult }
-  | { kind: 'failed'; error: string; auth?: boolean }
+  /** `refusedByNode`: the node will refuse any task of this run (token, allowed locations). */
+  | { kind: 'failed'; error: string; refusedByNode?: boolean }
   /** The node is busy with someone else's task: not this partition's fault. */
   | { kind: 'busy'; error: string };
 
@@ -167,6 +173,13 @@ export function createWorkersExecutor(opts: WorkersExecutorOptions): WorkersExec
     try {
       const r = await request('POST', `${node.base}/tasks`, { ...item.task, attempt }, requestTimeoutMs);
       if (r.status === 401) return unauthorized(node);
+      if (r.status === 403) {
+        return {
+          kind: 'failed',
+          refusedByNode: true,
+          error: `node ${node.addr} refused the task (HTTP 403): ${String(r.json.error ?? '')}`,
+        };
+      }
       if (r.status === 409 || r.status === 503) return { kind: 'busy', error: `${r.status}: ${String(r.json.error)}` };
       if (r.status !== 202 || typeof r.json.taskId !== 'string') {
         return { kind: 'failed', error: `task refused (HTTP ${r.status}): ${String(r.json.error ?? '')}` };
@@ -191,6 +204,10 @@ export function createWorkersExecutor(opts: WorkersExecutorOptions): WorkersExec
       try {
         reply = await request('GET', `${statusUrl}?wait=${wait}`, undefined, wait + requestTimeoutMs);
       } catch (err) {
+        if (fetchError(err) === 'ECONNREFUSED') {
+          // Nothing listens: the daemon is gone, and the task with it (tasks live in its memory).
+          return { kind: 'failed', error: `node refused the connection (ECONNREFUSED): its daemon is not running` };
+        }
         unreachableSince ??= Date.now();
         const down = Date.now() - unreachableSince;
         if (down >= graceMs) {
@@ -226,7 +243,7 @@ export function createWorkersExecutor(opts: WorkersExecutorOptions): WorkersExec
   function unauthorized(node: NodeState): AttemptOutcome {
     return {
       kind: 'failed',
-      auth: true,
+      refusedByNode: true,
       error: `node ${node.addr} refused the worker token (HTTP 401): the driver's token must equal the nodes' SPADE_WORKER_TOKEN`,
     };
   }
@@ -316,7 +333,7 @@ export function createWorkersExecutor(opts: WorkersExecutorOptions): WorkersExec
             node.consecutiveFailures++;
             item.failedOn.add(node.addr);
             const error = `${node.addr}: ${outcome.error}`;
-            if (outcome.auth) {
+            if (outcome.refusedByNode) {
               item.attempts--; // the partition never ran
               blacklist(node, outcome.error);
             } else if (node.consecutiveFailures >= maxNodeFailures) {
@@ -326,7 +343,7 @@ export function createWorkersExecutor(opts: WorkersExecutorOptions): WorkersExec
             if (item.attempts >= maxAttempts) {
               failed.push({ partition: id, error: `${item.attempts} attempt(s) failed, last: ${error}` });
             } else {
-              if (!outcome.auth) hooks.onPartitionRetry(id, item.attempts, error);
+              if (!outcome.refusedByNode) hooks.onPartitionRetry(id, item.attempts, error);
               queue.unshift(item);
             }
           }

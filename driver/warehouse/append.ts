@@ -20,7 +20,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import type { TableSchema } from '../../worker/transform/schema.js';
 import { copyFromStdinSql, DEFAULT_SCHEMA, displayName, qualifiedName } from './sql.js';
 import { checkTableColumns, expectedColumns } from './table-columns.js';
-import { Redactor, redactUrl } from './warehouse.js';
+import { Redactor, redactUrl } from '../../worker/redact.js';
 
 export const LOADED_MANIFESTS_TABLE = 'spade_loaded_manifests';
 
@@ -53,9 +53,9 @@ export class AppendLoader {
       throw new Error(`continuous loading supports postgres:// URLs only, got ${redactUrl(connectionString)}`);
     }
     const pool = new pg.Pool({ connectionString, max: 2 });
-    pool.on('error', (err) => opts.log?.(`warehouse connection lost while idle: ${err.message}`));
     const loader = new AppendLoader(pool, opts.schema ?? DEFAULT_SCHEMA);
     loader.redactor.addUrl(connectionString);
+    pool.on('error', (err) => opts.log?.(loader.redact(`warehouse connection lost while idle: ${err.message}`)));
     try {
       await pool.query(
         `CREATE TABLE IF NOT EXISTS ${loader.manifestTable()} (manifest text PRIMARY KEY, loaded_at timestamptz NOT NULL DEFAULT now(), files integer, rows bigint)`,

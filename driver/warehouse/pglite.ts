@@ -8,9 +8,9 @@ import { mkdirSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { PGlite } from '@electric-sql/pglite';
+import { Redactor } from '../../worker/redact.js';
 import { copyFromBlobSql, TABLE_EXISTS_SQL } from './sql.js';
 import {
-  Redactor,
   replaceWindowInTransaction,
   type CopyProgress,
   type LoadSession,

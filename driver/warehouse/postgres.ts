@@ -7,12 +7,11 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import { Redactor, redactUrl } from '../../worker/redact.js';
 import { copyFromStdinSql, TABLE_EXISTS_SQL } from './sql.js';
 import {
   DEFAULT_POOL_SIZE,
   emptyLoadResult,
-  Redactor,
-  redactUrl,
   replaceWindowInTransaction,
   type CopyProgress,
   type LoadSession,

@@ -18,6 +18,7 @@ import {
   validateWindow,
 } from './sql.js';
 import { checkTableColumns, type ExpectedColumn } from './table-columns.js';
+import { redactUrl } from '../../worker/redact.js';
 
 export type WarehouseKind = 'postgres' | 'pglite' | 'redshift';
 
@@ -90,54 +91,6 @@ export interface WarehouseOptions {
 }
 
 export const DEFAULT_POOL_SIZE = 4;
-
-/** A URL for messages: the password (if any) replaced by `***`. Non-URLs are returned as they are. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) {
-      parsed.password = '***';
-      return parsed.toString();
-    }
-    return url;
-  } catch {
-    // Not parseable as a URL: still hide anything between `user:` and `@`.
-    return url.replace(/(\/\/[^/:@]*:)[^@/]*@/, '$1***@');
-  }
-}
-
-/** Replaces every known secret in a text by `***`; used on every error and log line. */
-export class Redactor {
-  private readonly secrets = new Set<string>();
-
-  add(secret: string | undefined): void {
-    if (!secret || secret.length < 3) return; // too short to hide without mangling ordinary text
-    this.secrets.add(secret);
-    try {
-      const decoded = decodeURIComponent(secret);
-      if (decoded.length >= 3) this.secrets.add(decoded);
-    } catch {
-      // not percent-encoded
-    }
-    this.secrets.add(encodeURIComponent(secret));
-  }
-
-  /** Hides the password of a connection URL. */
-  addUrl(url: string): void {
-    try {
-      this.add(new URL(url).password);
-    } catch {
-      this.add(/\/\/[^/:@]*:([^@/]*)@/.exec(url)?.[1]);
-    }
-  }
-
-  apply(text: string): string {
-    let out = text;
-    // Longest first, so a secret containing another is replaced whole.
-    for (const secret of [...this.secrets].sort((a, b) => b.length - a.length)) out = out.split(secret).join('***');
-    return out;
-  }
-}
 
 /** What kind of warehouse a URL names, and what to open: a connection string or a directory. */
 export function parseWarehouseUrl(url: string): { kind: WarehouseKind; target: string } {

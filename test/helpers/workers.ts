@@ -1,7 +1,8 @@
 /**
  * Real worker daemons for tests: each a child process (test/helpers/worker-main.ts,
  * the same code `spade worker serve` runs) on 127.0.0.1 and a port of its own
- * choosing, stopped when the test ends.
+ * choosing, stopped when the test ends. Like a real node they allow S3 edge and
+ * output locations only, unless `allowEdge`/`allowOutput` list others.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { TestContext } from 'node:test';
@@ -22,12 +23,30 @@ const START_TIMEOUT_MS = 20_000;
 
 export async function startWorker(
   t: TestContext,
-  opts: { token: string; env?: Record<string, string>; threads?: number; drainMs?: number },
+  opts: {
+    token: string;
+    env?: Record<string, string>;
+    threads?: number;
+    drainMs?: number;
+    /** `--allow-edge` / `--allow-output` of the daemon. */
+    allowEdge?: string[];
+    allowOutput?: string[];
+  },
 ): Promise<TestWorker> {
   const script = fileURLToPath(new URL('./worker-main.js', import.meta.url));
   const child = spawn(
     process.execPath,
-    [script, JSON.stringify({ host: '127.0.0.1', port: 0, threads: opts.threads ?? 1, drainMs: opts.drainMs ?? 5000 })],
+    [
+      script,
+      JSON.stringify({
+        host: '127.0.0.1',
+        port: 0,
+        threads: opts.threads ?? 1,
+        drainMs: opts.drainMs ?? 5000,
+        allowEdge: opts.allowEdge,
+        allowOutput: opts.allowOutput,
+      }),
+    ],
     { env: { ...process.env, ...opts.env, SPADE_WORKER_TOKEN: opts.token }, stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let stderr = '';

@@ -7,6 +7,7 @@ import { decodedChunks, readLineBatches } from '../input/lines.js';
 import { EventProcessor, type ParsedEvent, type RowSink } from '../transform/processor.js';
 import { readConfigText } from '../transform/config-source.js';
 import { prepareTransform, type PreparedTransform, type TransformSettings } from '../transform/setup.js';
+import { redactUrl } from '../redact.js';
 
 export interface ParseCommandOptions {
   /** Table config: file, http(s):// or s3:// URL. */
@@ -30,7 +31,7 @@ export function parsedToJson(p: ParsedEvent): string {
 async function prepare(opts: ParseCommandOptions): Promise<PreparedTransform> {
   return prepareTransform({
     configText: await readConfigText(opts.config),
-    configSource: opts.config,
+    configSource: redactUrl(opts.config),
     geoipCity: opts.geoipCity,
     geoipAsn: opts.geoipAsn,
     userIdMapping: opts.userIdMapping,

@@ -19,6 +19,7 @@ import {
 import { readConfigText } from '../transform/config-source.js';
 import { parseTableConfig } from '../transform/schema.js';
 import type { TransformSettings } from '../transform/setup.js';
+import { redactUrl } from '../redact.js';
 
 export interface TransformCommandOptions {
   inputs: string[];
@@ -56,7 +57,7 @@ export async function transformCommand(
   parseTableConfig(configText, opts.config); // validate up front, before any thread starts
   const settings: TransformSettings = {
     configText,
-    configSource: opts.config,
+    configSource: redactUrl(opts.config),
     geoipCity: opts.geoipCity,
     geoipAsn: opts.geoipAsn,
     tables: opts.tables,

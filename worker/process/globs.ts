@@ -9,11 +9,21 @@
  *   followed by a space), so the two cannot be mistaken for each other.
  * A glob whose first event's uuid was seen in the last 5 minutes is a
  * duplicate (streams redeliver) and is skipped whole.
+ *
+ * DEFLATE shrinks repetitive bytes up to ~1000 times, so a line of a few
+ * hundred KB can inflate to gigabytes: inflation stops at GLOB_MAX_INFLATED_BYTES
+ * and such a line is quarantined as `glob_too_large` (GlobTooLargeError).
  */
 import { inflateRawSync } from 'node:zlib';
 
 export const GLOB_VERSION = 1;
 export const GLOB_DEDUP_MS = 5 * 60_000;
+/**
+ * Largest inflated glob: far above a real one (a few hundred events, well under
+ * a MB), small enough that the inflated bytes, their string and the parsed
+ * events stay within a few hundred MB of memory.
+ */
+export const GLOB_MAX_INFLATED_BYTES = 64 * 1024 * 1024;
 const BASE64_LINE = /^A[Q-Za-f][A-Za-z0-9+/]*={0,2}$/;
 
 export function isGlobLine(line: string): boolean {
@@ -29,14 +39,25 @@ export function encodeGlobLine(events: readonly unknown[], deflateRaw: (b: Buffe
 
 export class GlobError extends Error {}
 
+/** The glob inflates beyond GLOB_MAX_INFLATED_BYTES: its malformed reason is `glob_too_large`. */
+export class GlobTooLargeError extends GlobError {}
+
 /** The edge lines of one glob line, and the uuid of its first event. Throws GlobError when it cannot be decoded. */
-export function decodeGlobLine(line: string): { lines: string[]; firstUuid: string | null } {
+export function decodeGlobLine(
+  line: string,
+  maxInflatedBytes = GLOB_MAX_INFLATED_BYTES,
+): { lines: string[]; firstUuid: string | null } {
   const bytes = Buffer.from(line, 'base64');
   if (bytes.length < 2 || bytes[0] !== GLOB_VERSION) throw new GlobError(`unknown glob version ${bytes[0]}`);
   let json: string;
   try {
-    json = inflateRawSync(bytes.subarray(1)).toString('utf8');
+    json = inflateRawSync(bytes.subarray(1), { maxOutputLength: maxInflatedBytes }).toString('utf8');
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new GlobTooLargeError(
+        `glob of ${bytes.length} compressed bytes inflates beyond ${maxInflatedBytes} bytes (a DEFLATE bomb?)`,
+      );
+    }
     throw new GlobError(`glob is not valid raw DEFLATE: ${(err as Error).message}`);
   }
   let events: unknown;

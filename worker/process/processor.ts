@@ -34,10 +34,11 @@ import { prepareTransform, type PreparedTransform, type TransformSettings } from
 import { Batch, MANIFEST_KIND, type BatchManifest } from './batch.js';
 import { addDays, Checkpoint, datePrefixOf, dateRange, utcDate } from './checkpoint.js';
 import { compareFound, InputFollower, type FoundFile } from './follow-s3.js';
-import { decodeGlobLine, GlobDedup, isGlobLine } from './globs.js';
+import { decodeGlobLine, GlobDedup, GlobTooLargeError, isGlobLine } from './globs.js';
 import { ContinuousLoader } from './loader.js';
 import { ProcessMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
 import { salvageSpool } from './salvage-spool.js';
+import { redactText, redactUrl } from '../redact.js';
 
 export interface ProcessOptions {
   /** `s3://bucket/prefix`, a directory, or `-`/absent for stdin. */
@@ -142,7 +143,9 @@ export class ContinuousProcessor {
   private lockPath = '';
 
   constructor(private readonly opts: ProcessOptions) {
-    this.log = opts.log ?? defaultLog;
+    const log = opts.log ?? defaultLog;
+    // Every line redacted: messages quote the config URL, the warehouse URL and its errors.
+    this.log = (level, msg) => log(level, redactText(msg));
     this.stdinMode = opts.input === undefined || opts.input === '-' || opts.input === '';
     this.inputLocation = this.stdinMode ? '-' : (opts.input as string);
     this.rotateBytes = Math.round((opts.rotateMb ?? DEFAULTS.rotateMb) * 1024 * 1024);
@@ -203,7 +206,7 @@ export class ContinuousProcessor {
     const configText = await readConfigText(this.opts.config);
     this.settings = {
       configText,
-      configSource: this.opts.config,
+      configSource: redactUrl(this.opts.config),
       geoipCity: this.opts.geoipCity,
       geoipAsn: this.opts.geoipAsn,
     };
@@ -626,7 +629,8 @@ export class ContinuousProcessor {
       try {
         glob = decodeGlobLine(line);
       } catch (err) {
-        batch.processor.badLine('stdin', first + i, 'bad_glob', `${(err as Error).message}: ${line.slice(0, 1000)}`);
+        const reason = err instanceof GlobTooLargeError ? 'glob_too_large' : 'bad_glob';
+        batch.processor.badLine('stdin', first + i, reason, `${(err as Error).message}: ${line.slice(0, 1000)}`);
         continue;
       }
       if (glob.firstUuid !== null && this.dedup.isDuplicate(glob.firstUuid)) {

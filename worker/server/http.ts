@@ -40,6 +40,41 @@ export function isLoopbackHost(host: string): boolean {
   return false;
 }
 
+/** True for the wildcard addresses (0.0.0.0, ::): listening on every interface. */
+function isWildcardHost(host: string): boolean {
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  return h === '0.0.0.0' || h === '::' || h === '';
+}
+
+/**
+ * Throws a 421 unless the request's `Host` header names this server: a loopback
+ * name (`127.0.0.1`, `localhost`, `[::1]`), the configured `--host`, or an IP
+ * address literal (a client reaching a wildcard bind by address), with the port
+ * the request arrived on. This stops DNS rebinding: a web page of
+ * `evil.example` re-pointed at 127.0.0.1 can make a browser send requests here,
+ * but their Host header still says `evil.example`, and a name needs DNS to rebind.
+ */
+export function checkHostHeader(req: IncomingMessage, configuredHost: string): void {
+  const header = req.headers.host;
+  const refuse = (why: string): never => {
+    throw new HttpError(
+      421,
+      `${why}; this server answers only requests addressed to ${configuredHost}` +
+        `${isLoopbackHost(configuredHost) ? '' : ', localhost'} or an IP address (protection against DNS rebinding)`,
+    );
+  };
+  if (typeof header !== 'string' || header === '') return refuse('no Host header');
+  const m = /^(\[[^\]]*\]|[^:]*)(?::(\d{1,5}))?$/.exec(header);
+  if (!m) return refuse(`unrecognised Host header ${JSON.stringify(header.slice(0, 100))}`);
+  const name = (m[1] as string).toLowerCase();
+  const bare = name.startsWith('[') ? name.slice(1, -1) : name;
+  const port = m[2] === undefined ? 80 : Number(m[2]);
+  const configured = configuredHost.toLowerCase().replace(/^\[|\]$/g, '');
+  const nameOk = isLoopbackHost(name) || bare === configured || (isIP(bare) !== 0 && isWildcardHost(configuredHost));
+  if (!nameOk) return refuse(`Host ${JSON.stringify(header.slice(0, 100))} is not this server`);
+  if (port !== req.socket.localPort) refuse(`Host ${JSON.stringify(header.slice(0, 100))} names another port`);
+}
+
 /** Throws unless `port` can be bound (0 picks a free one); `name` prefixes the message. */
 export function checkPort(name: string, port: number): void {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {

@@ -14,6 +14,8 @@
  *
  * With a token, everything but `GET /` and `GET /healthz` needs
  * `Authorization: Bearer <token>` or `?token=<token>`.
+ * Every request must name this server in its Host header (checkHostHeader):
+ * without that, a web page could reach the loopback server by DNS rebinding.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -21,6 +23,7 @@ import { createLineParser, parsedToJson, type ParseCommandOptions } from '../cli
 import type { ParsedEvent } from '../transform/processor.js';
 import {
   bearerToken,
+  checkHostHeader,
   checkPort,
   closeServer,
   createRequestServer,
@@ -88,6 +91,7 @@ export async function startParseServer(opts: ParseServerOptions): Promise<ParseS
     const query = q < 0 ? '' : rawUrl.slice(q + 1);
     const method = req.method ?? 'GET';
     try {
+      checkHostHeader(req, host);
       const isGet = method === 'GET' || method === 'HEAD';
       if (path === '/healthz' && isGet) {
         send(res, 200, 'text/plain; charset=utf-8', 'ok\n');

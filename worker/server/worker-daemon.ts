@@ -11,7 +11,9 @@
  *   DELETE /tasks/<id>          the driver gave up on it: its result will be discarded
  *
  * Everything but /healthz needs `Authorization: Bearer <token>`. A bad request is
- * answered 400, never a crash. The token is never logged.
+ * answered 400, never a crash. The token is never logged. A task whose edge or
+ * output lies outside the node's allowed locations (allowed-locations.ts) is
+ * answered 403 naming the location, and nothing of it is read.
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -19,6 +21,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { newAttemptId, runPartition, type PartitionResult, type PartitionTask } from '../partition-task.js';
 import { createTransformPool, defaultThreads, type TransformPool } from '../pool/pool.js';
 import type { ProgressTotals } from '../pool/progress.js';
+import { redactText } from '../redact.js';
+import { AllowedLocations, LocationNotAllowedError } from './allowed-locations.js';
 import {
   bearerToken,
   checkPort,
@@ -42,6 +46,8 @@ export interface WorkerDaemonOptions {
   port?: number;
   /** Required: every request but /healthz must carry it. */
   token: string;
+  /** Where tasks may read and write; default: S3 only (AllowedLocations.create({})). */
+  allowed?: AllowedLocations;
   /** Transform threads; default: cores. */
   threads?: number;
   log?: (line: string) => void;
@@ -110,11 +116,14 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
   const port = opts.port ?? DEFAULT_PORT;
   if (!opts.token) throw new Error('worker daemon: refusing to start without a token');
   checkPort('worker daemon', port);
-  const log = opts.log ?? ((line: string) => void process.stderr.write(`${new Date().toISOString()} ${line}\n`));
+  const write = opts.log ?? ((line: string) => void process.stderr.write(`${new Date().toISOString()} ${line}\n`));
+  // Task errors quote locations and config sources: no credential in them reaches the log.
+  const log = (line: string): void => write(redactText(line));
   const keepResultsMs = opts.keepResultsMs ?? DEFAULT_KEEP_RESULTS_MS;
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const hooks = opts.testHooks ?? {};
   const digest = tokenDigest(opts.token);
+  const allowed = opts.allowed ?? (await AllowedLocations.create({}));
   const pool: TransformPool = createTransformPool(opts.threads ?? defaultThreads());
   const tasks = new Map<string, TaskRecord>();
   let current: { record: TaskRecord; settled: Promise<void> } | null = null;
@@ -221,6 +230,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
         requireMethod(method, ['POST']);
         const body = await readBody(req, maxBodyBytes, 'task');
         const task = parseTask(body);
+        await checkAllowed(allowed, task);
         if (current) {
           // The same attempt posted again (the driver's first POST timed out): same answer as the first time.
           if (current.record.status.attempt === task.attempt) {
@@ -318,6 +328,21 @@ async function until(cond: () => boolean, ms: number): Promise<void> {
   while (!cond() && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
+/** A 403 naming the location when the task reads or writes outside the node's allowed locations. */
+async function checkAllowed(allowed: AllowedLocations, task: PartitionTask): Promise<void> {
+  try {
+    await allowed.check({
+      edge: task.edge,
+      output: task.output,
+      runtag: task.runtag,
+      keys: task.partition.files.map((f) => f.key),
+    });
+  } catch (err) {
+    if (err instanceof LocationNotAllowedError) throw new HttpError(403, `task refused: ${err.message}`);
+    throw err;
+  }
+}
+
 /** Validates the shape of a posted task: the daemon trusts its token holder, not the bytes. */
 function parseTask(body: Buffer): PartitionTask & { attempt: string } {
   let v: unknown;
@@ -400,6 +425,9 @@ export interface WorkerServeOptions {
   tokenFile?: string;
   /** SIGTERM: longest wait for the running task; default 10 minutes. */
   drainMs?: number;
+  /** `--allow-edge`, `--allow-output`: local directories and s3:// prefixes; none: S3 only. */
+  allowEdge?: string[];
+  allowOutput?: string[];
 }
 
 /**
@@ -413,17 +441,21 @@ export async function workerServeCommand(
 ): Promise<void> {
   const token = resolveWorkerToken(opts, env);
   const threads = opts.threads ?? defaultThreads();
+  const allowed = await AllowedLocations.create({ edge: opts.allowEdge, output: opts.allowOutput });
   const daemon = await startWorkerDaemon({
     host: opts.host,
     port: opts.port,
     threads,
     token,
+    allowed,
     testHooks: {
       hang: env.SPADE_WORKER_TEST_HANG === '1',
       delayMs: Number(env.SPADE_WORKER_TEST_DELAY_MS) || undefined,
     },
   });
-  process.stderr.write(`worker daemon listening on ${daemon.url} (${threads} thread(s)); token required\n`);
+  process.stderr.write(
+    `worker daemon listening on ${daemon.url} (${threads} thread(s)); token required; ${allowed.describe()}\n`,
+  );
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
       process.off('SIGINT', stop);

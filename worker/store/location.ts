@@ -42,7 +42,7 @@ export function parseS3Url(url: string): S3Location {
 }
 
 /** Local directory path for a `file://` URL or plain path (relative to the cwd). */
-function localPath(location: string): string {
+export function localPath(location: string): string {
   if (location.startsWith('file://')) return fileURLToPath(location);
   if (OTHER_SCHEME.test(location)) {
     throw new Error(`unsupported location ${location}: expected s3://bucket/prefix, a file:// URL or a local path`);

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough, Readable } from 'node:stream';
 import { startPostgres, type PgServer } from '../../helpers/postgres.js';
-import { openWarehouse, parseWarehouseUrl, redactUrl, type Warehouse } from '../../../driver/warehouse/warehouse.js';
+import { openWarehouse, parseWarehouseUrl, type Warehouse } from '../../../driver/warehouse/warehouse.js';
+import { redactUrl } from '../../../worker/redact.js';
 import { quoteIdent } from '../../../driver/warehouse/sql.js';
 import {
   COLUMN_REFUSALS,

@@ -19,7 +19,8 @@ import {
   qualifiedName,
   redshiftCopySql,
 } from '../../../driver/warehouse/sql.js';
-import { openWarehouse, parseWarehouseUrl, Redactor, type TableLoad } from '../../../driver/warehouse/warehouse.js';
+import { openWarehouse, parseWarehouseUrl, type TableLoad } from '../../../driver/warehouse/warehouse.js';
+import { Redactor } from '../../../worker/redact.js';
 
 const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
 const TOKEN = 'FwoGZXIvYXdzEXAMPLETOKEN+abc/def==';

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createLineParser, parsedToJson } from '../../../worker/cli/parse.js';
@@ -279,4 +280,54 @@ test('loopback hosts are recognised', () => {
   for (const host of ['0.0.0.0', '::', '10.0.0.1', '128.0.0.1', 'example.com', '']) {
     assert.equal(isLoopbackHost(host), false, host);
   }
+});
+
+/** A request to 127.0.0.1:`port` carrying `host` as its Host header (fetch cannot set it). */
+function requestWithHost(port: number, host: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const method = path === '/parse' ? 'POST' : 'GET';
+    const req = httpRequest({ host: '127.0.0.1', port, path, method, headers: { Host: host } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (s: string) => (body += s));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end(method === 'POST' ? sampleLine + '\n' : undefined);
+  });
+}
+
+test('DNS rebinding: a request whose Host is not this server is refused with 421', async (t) => {
+  const server = await startParseServer({ ...parserOptions, port: 0, log: () => {} });
+  t.after(() => server.close());
+  const port = server.port;
+  for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `LOCALHOST:${port}`, `[::1]:${port}`]) {
+    const res = await requestWithHost(port, host, '/parse');
+    assert.equal(res.status, 200, `${host}: ${res.body}`);
+    assert.equal((JSON.parse(res.body) as ParseObject[])[0]?.event, 'login', host);
+  }
+  for (const host of [
+    `evil.example:${port}`,
+    'evil.example',
+    `127.0.0.1.evil.example:${port}`,
+    `localhost:${port + 1}`,
+  ]) {
+    for (const path of ['/parse', '/', '/healthz']) {
+      const res = await requestWithHost(port, host, path);
+      assert.equal(res.status, 421, `${host}${path}: ${res.body}`);
+      assert.match(res.body, /DNS rebinding/);
+    }
+  }
+});
+
+test('the Host check accepts the configured --host, and IP addresses on a wildcard bind', async (t) => {
+  const token = 'host-check-token';
+  const server = await startParseServer({ ...parserOptions, host: '0.0.0.0', port: 0, token, log: () => {} });
+  t.after(() => server.close());
+  const port = server.port;
+  for (const host of [`0.0.0.0:${port}`, `127.0.0.1:${port}`, `10.1.2.3:${port}`, `[fd00::1]:${port}`]) {
+    const res = await requestWithHost(port, host, '/healthz');
+    assert.equal(res.status, 200, `${host}: ${res.body}`);
+  }
+  const res = await requestWithHost(port, `evil.example:${port}`, '/healthz');
+  assert.equal(res.status, 421, res.body);
 });
