@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { PGlite } from '@electric-sql/pglite';
+import { DirLock } from '../lock/dir-lock.js';
 import { copyFromBlobSql, TABLE_EXISTS_SQL } from './sql.js';
 import {
   Redactor,
@@ -101,19 +102,23 @@ export class PgliteWarehouse implements Warehouse {
 
   private constructor(
     private readonly db: PGlite,
+    private readonly lock: DirLock,
     private readonly blobBytes: number,
     private readonly log: ((msg: string) => void) | undefined,
   ) {}
 
+  /** Waits a few seconds for another process that has `dir` open, then refuses naming it (DirLock). */
   static async open(dir: string, opts: WarehouseOptions = {}): Promise<PgliteWarehouse> {
     mkdirSync(dir, { recursive: true });
+    const lock = await DirLock.acquire(dir, { waitMs: opts.pgliteLockWaitMs, log: opts.log, what: 'PGlite database' });
     const db = new PGlite(dir);
     try {
       await db.waitReady;
     } catch (err) {
+      lock.release();
       throw new Error(`cannot open PGlite database in ${dir}: ${(err as Error).message}`, { cause: err });
     }
-    return new PgliteWarehouse(db, opts.pgliteBlobBytes ?? DEFAULT_BLOB_BYTES, opts.log);
+    return new PgliteWarehouse(db, lock, opts.pgliteBlobBytes ?? DEFAULT_BLOB_BYTES, opts.log);
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -198,6 +203,12 @@ export class PgliteWarehouse implements Warehouse {
   }
 
   close(): Promise<void> {
-    return this.serial(() => this.db.close());
+    return this.serial(async () => {
+      try {
+        await this.db.close();
+      } finally {
+        this.lock.release();
+      }
+    });
   }
 }

@@ -80,6 +80,8 @@ export interface WarehouseOptions {
   poolSize?: number;
   /** PGlite: most bytes handed to one COPY (default 16 MiB); files are streamed in pieces of this size. */
   pgliteBlobBytes?: number;
+  /** PGlite: how long to wait for another process that has the directory open (default 5 s). */
+  pgliteLockWaitMs?: number;
   log?: (msg: string) => void;
 }
 
