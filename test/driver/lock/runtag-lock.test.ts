@@ -9,11 +9,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import pg from 'pg';
 import { RuntagLock, runtagLockKey } from '../../../driver/lock/runtag-lock.js';
 import { LocalStore } from '../../../worker/store/local.js';
 import type { ObjectStore } from '../../../worker/store/objectstore.js';
 import { S3Store } from '../../../worker/store/s3.js';
-import { startReplayWorld } from '../../helpers/replay-env.js';
+import { DEMO_CONFIG, SPADE, startReplayWorld } from '../../helpers/replay-env.js';
 import { startS3Server } from '../../helpers/s3server.js';
 
 /** A lock record as another run would have written it. */
@@ -124,7 +125,7 @@ test('runtag lock on S3 (s3rver)', async (t) => {
   await (won[0] as PromiseFulfilledResult<RuntagLock>).value.release();
 });
 
-test('the replay CLI refuses a runtag another run holds, and takes over a stale lock', async (t) => {
+test('the replay CLI refuses a runtag another run holds, takes over a stale lock, and releases on Ctrl-C', async (t) => {
   const world = await startReplayWorld(t, {
     startSec: Date.UTC(2023, 10, 6, 7, 0, 0) / 1000,
     endSec: Date.UTC(2023, 10, 6, 10, 0, 0) / 1000,
@@ -163,4 +164,42 @@ test('the replay CLI refuses a runtag another run holds, and takes over a stale 
   assert.equal(await world.out.exists(runtagLockKey('stale')), false);
   const [row] = await world.query<{ n: number }>('SELECT count(*)::int AS n FROM physical.login');
   assert.ok(row!.n > 0);
+
+  // Ctrl-C releases the lock. The run is held in its load for certain: this test holds
+  // the table locked, so the run waits (holding its runtag) until it is interrupted.
+  const blocker = new pg.Client({ connectionString: world.db });
+  blocker.on('error', () => undefined); // the server stops when the test ends
+  await blocker.connect();
+  await blocker.query('BEGIN');
+  await blocker.query('LOCK TABLE physical.login IN ACCESS EXCLUSIVE MODE');
+  const child = spawn(
+    process.execPath,
+    [SPADE, 'replay', ...args, '--runtag', 'interrupted', '--edge', 's3://edge', '--output', 's3://out'].concat([
+      '--rsurl',
+      world.rsurl,
+      '--config',
+      DEMO_CONFIG,
+      '--log-file',
+      '',
+      '--threads',
+      '2',
+    ]),
+    { env: { ...process.env, ...world.env }, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  for (;;) {
+    const waiting = await world.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'runtag_lock' AND wait_event_type = 'Lock'",
+    );
+    if (waiting[0]!.n > 0 || child.exitCode !== null) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.equal(await world.out.exists(runtagLockKey('interrupted')), true, stderr);
+  child.kill('SIGINT');
+  assert.equal(await exit, 130, stderr);
+  assert.equal(await world.out.exists(runtagLockKey('interrupted')), false, 'Ctrl-C released the lock');
+  await blocker.query('ROLLBACK');
+  await blocker.end();
 });
