@@ -111,8 +111,9 @@ export class PgliteWarehouse implements Warehouse {
   static async open(dir: string, opts: WarehouseOptions = {}): Promise<PgliteWarehouse> {
     mkdirSync(dir, { recursive: true });
     const lock = await DirLock.acquire(dir, { waitMs: opts.pgliteLockWaitMs, log: opts.log, what: 'PGlite database' });
-    const db = new PGlite(dir);
+    let db: PGlite;
     try {
+      db = new PGlite(dir);
       await db.waitReady;
     } catch (err) {
       lock.release();
