@@ -105,10 +105,14 @@ export class LocalStore implements ObjectStore {
       } finally {
         await handle.close();
       }
-      await link(tmp, path);
+      try {
+        await link(tmp, path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+        throw err;
+      }
       return true;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw this.wrapError('write', path, err);
     } finally {
       await unlink(tmp).catch(() => undefined);
