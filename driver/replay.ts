@@ -19,6 +19,7 @@ import type { Executor } from './executors/executor.js';
 import { forEachLimited } from './executors/executor.js';
 import { formatBytes } from './format.js';
 import { listWindowFiles } from './listing.js';
+import { RuntagLock } from './lock/runtag-lock.js';
 import type { Logger } from './log.js';
 import {
   loadManifestKey,
@@ -119,7 +120,25 @@ function sameList(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
+/**
+ * A replay under the lock of its runtag (lock/runtag-lock.ts), so that two runs
+ * never write one runtag at once; `--plan` changes nothing and takes no lock.
+ */
 export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<ReplayResult> {
+  if (opts.plan) return replayHoldingLock(opts, deps, null);
+  const lock = await RuntagLock.acquire(openStore(opts.output), opts.runtag, { log: deps.log });
+  try {
+    return await replayHoldingLock(opts, deps, lock);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function replayHoldingLock(
+  opts: ReplayOptions,
+  deps: ReplayDeps,
+  lock: RuntagLock | null,
+): Promise<ReplayResult> {
   const { log, print } = deps;
   const lines: string[] = [];
   const say = (line: string): void => {
@@ -266,6 +285,7 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
   say(`transform: ${formatCounts(counts)}`);
 
   // ---- commit: per-table load manifests from success manifests only ----
+  lock?.assertHeld();
   const filesByTable = new Map<string, WrittenFile[]>(record.tables.map((t) => [t, []]));
   for (const p of record.partitions) {
     for (const f of manifests.get(p.id)!.files) if (f.kind === 'rows') filesByTable.get(f.event ?? '')?.push(f);
@@ -300,6 +320,7 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
 
   // ---- load ----
   if (!opts.rsurl) throw new UsageError('loading needs a warehouse: pass --rsurl (or --skip-ace-upload)');
+  lock?.assertHeld();
   const warehouse = await openWarehouse(opts.rsurl, { iamRole: opts.iamRole, poolSize: opts.poolsize, log: log.info });
   const loads: TableLoadResult[] = [];
   const started = Date.now();

@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { createEmrExecutor } from '../executors/emr.js';
 import { createLocalExecutor } from '../executors/local.js';
 import { createWorkersExecutor, type WorkersExecutor } from '../executors/workers.js';
+import { releaseRuntagLocks } from '../lock/runtag-lock.js';
 import { createLogger, type Logger, type LogLevel } from '../log.js';
 import { createProgress } from '../progress.js';
 import { runReplay, type ReplayOptions } from '../replay.js';
@@ -270,8 +271,16 @@ export async function replayCommand(argv: ReplayArgv, threads: number): Promise<
         ? workersExecutorFromArgv(argv, log)
         : createLocalExecutor({ threads: argv.threads ?? threads });
   // Ctrl-C during an EMR step: the step keeps running on the cluster unless cancelled, so ask.
+  let exiting = false;
   const onInterrupt = (): void => {
-    if (argv.executor !== 'emr' || abort.signal.aborted) process.exit(130);
+    if (argv.executor !== 'emr' || abort.signal.aborted) {
+      // process.exit skips every finally: release the runtag's lock first (a second Ctrl-C does not wait).
+      if (exiting) process.exit(130);
+      exiting = true;
+      setTimeout(() => process.exit(130), 5_000).unref(); // a store that does not answer
+      void releaseRuntagLocks().finally(() => process.exit(130));
+      return;
+    }
     void confirm('cancel the EMR step? [y/N] ').then((yes) => (yes ? abort.abort() : log.info('step left running')));
   };
   process.on('SIGINT', onInterrupt);

@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { PGlite } from '@electric-sql/pglite';
 import { Redactor } from '../../worker/redact.js';
+import { DirLock } from '../lock/dir-lock.js';
 import { copyFromBlobSql, TABLE_EXISTS_SQL } from './sql.js';
 import {
   replaceWindowInTransaction,
@@ -101,19 +102,24 @@ export class PgliteWarehouse implements Warehouse {
 
   private constructor(
     private readonly db: PGlite,
+    private readonly lock: DirLock,
     private readonly blobBytes: number,
     private readonly log: ((msg: string) => void) | undefined,
   ) {}
 
+  /** Waits a few seconds for another process that has `dir` open, then refuses naming it (DirLock). */
   static async open(dir: string, opts: WarehouseOptions = {}): Promise<PgliteWarehouse> {
     mkdirSync(dir, { recursive: true });
-    const db = new PGlite(dir);
+    const lock = await DirLock.acquire(dir, { waitMs: opts.pgliteLockWaitMs, log: opts.log, what: 'PGlite database' });
+    let db: PGlite;
     try {
+      db = new PGlite(dir);
       await db.waitReady;
     } catch (err) {
+      lock.release();
       throw new Error(`cannot open PGlite database in ${dir}: ${(err as Error).message}`, { cause: err });
     }
-    return new PgliteWarehouse(db, opts.pgliteBlobBytes ?? DEFAULT_BLOB_BYTES, opts.log);
+    return new PgliteWarehouse(db, lock, opts.pgliteBlobBytes ?? DEFAULT_BLOB_BYTES, opts.log);
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -198,6 +204,12 @@ export class PgliteWarehouse implements Warehouse {
   }
 
   close(): Promise<void> {
-    return this.serial(() => this.db.close());
+    return this.serial(async () => {
+      try {
+        await this.db.close();
+      } finally {
+        this.lock.release();
+      }
+    });
   }
 }

@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import { PostgresWarehouse } from './postgres.js';
-import { REDSHIFT_LAST_COPY_COUNT_SQL, redshiftCopySql, type RedshiftAuth } from './sql.js';
+import { REDSHIFT_LAST_COPY_COUNT_SQL, redshiftCopySql, redshiftLockTableSql, type RedshiftAuth } from './sql.js';
 import type {
   AwsCredentials,
   CopyProgress,
@@ -82,6 +82,7 @@ export class RedshiftWarehouse extends PostgresWarehouse {
       tempDroppedOnCommit: false,
       catalogLowerCase: true,
       query,
+      lockTableSql: redshiftLockTableSql,
       copyFiles: async (temp: string, columns: readonly string[], progress: CopyProgress): Promise<number> => {
         if (load.files.length === 0) return 0;
         if (!load.manifestUrl) throw new Error('Redshift loads need the manifest URL naming the files');

@@ -69,6 +69,24 @@ export const TABLE_EXISTS_SQL =
 
 const TIME = quoteIdent('time');
 
+/**
+ * Serialises loads of one table: taken first in the load's transaction, before the
+ * window is counted, so a second load waits for the first to commit and then sees
+ * (and replaces) its rows instead of adding its own next to them. SHARE ROW
+ * EXCLUSIVE conflicts with itself and with the ROW EXCLUSIVE lock every
+ * INSERT/DELETE/COPY takes (so an append in flight is waited for too), but not
+ * with readers. LOCK takes no snapshot, so the count after it sees what the
+ * previous holder committed.
+ */
+export function lockTableSql(target: string): string {
+  return `LOCK TABLE ${target} IN SHARE ROW EXCLUSIVE MODE`;
+}
+
+/** Redshift's LOCK has no modes (`LOCK [ TABLE ] name`): ACCESS EXCLUSIVE, which blocks readers too until COMMIT. */
+export function redshiftLockTableSql(target: string): string {
+  return `LOCK ${target}`;
+}
+
 /** Rows of the window; parameters: [start, end]. */
 export function countWindowSql(target: string): string {
   return `SELECT count(*) AS n FROM ${target} WHERE ${TIME} BETWEEN $1 AND $2`;

@@ -12,6 +12,7 @@ import {
   displayName,
   dropTableSql,
   insertWindowSql,
+  lockTableSql,
   qualifiedName,
   quoteIdent,
   tempTableName,
@@ -87,6 +88,8 @@ export interface WarehouseOptions {
   poolSize?: number;
   /** PGlite: most bytes handed to one COPY (default 16 MiB); files are streamed in pieces of this size. */
   pgliteBlobBytes?: number;
+  /** PGlite: how long to wait for another process that has the directory open (default 5 s). */
+  pgliteLockWaitMs?: number;
   log?: (msg: string) => void;
 }
 
@@ -163,6 +166,8 @@ export interface LoadSession {
    * enable_case_sensitive_identifier is on), so its catalog must be searched in lower case.
    */
   readonly catalogLowerCase?: boolean;
+  /** The statement locking the target table against other loads (default: PostgreSQL's `lockTableSql`). */
+  lockTableSql?(target: string): string;
   /** Extra words about a failed COPY, looked up after ROLLBACK (Redshift: stl_load_errors). */
   explainCopyFailure?(): Promise<string | undefined>;
 }
@@ -197,7 +202,7 @@ function toCount(value: unknown): number {
 }
 
 /**
- * BEGIN; count the window; DELETE it; stage the files in a temp table; INSERT the
+ * BEGIN; lock the table; count the window; DELETE it; stage the files in a temp table; INSERT the
  * staged rows inside the window; refuse a shrink beyond `maxShrink` unless allowed;
  * COMMIT. Any error rolls back, so the table is either replaced or untouched.
  */
@@ -256,6 +261,9 @@ export async function replaceWindowInTransaction(
     step = 'BEGIN';
     await session.query('BEGIN');
     inTransaction = true;
+    // Before counting: a concurrent load of this table waits here until this one commits.
+    step = 'locking the table';
+    await session.query(session.lockTableSql ? session.lockTableSql(target) : lockTableSql(target));
     step = 'counting the window';
     result.before = toCount((await session.query(countWindowSql(target), window)).rows[0]?.n);
     step = 'deleting the window';

@@ -61,6 +61,10 @@ export class LazyS3Store implements ObjectStore {
     return (await this.loaded()).upload(key, body);
   }
 
+  async putIfAbsent(key: string, body: Buffer | string): Promise<boolean> {
+    return (await this.loaded()).putIfAbsent(key, body);
+  }
+
   async exists(key: string): Promise<boolean> {
     return (await this.loaded()).exists(key);
   }

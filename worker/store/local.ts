@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, type Dirent } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -90,6 +90,33 @@ export class LocalStore implements ObjectStore {
       bytes = (await stat(tmp)).size;
     }).finally(() => body.off('error', onEarlyError));
     return { bytes };
+  }
+
+  /** Written under a temp name, then hard-linked to `key`: link fails if the name exists, and never shows a partial file. */
+  async putIfAbsent(key: string, body: Buffer | string): Promise<boolean> {
+    const path = this.pathOf(key);
+    const dir = dirname(path);
+    const tmp = join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
+    try {
+      await mkdir(dir, { recursive: true });
+      const handle = await open(tmp, 'wx');
+      try {
+        await handle.writeFile(body);
+      } finally {
+        await handle.close();
+      }
+      try {
+        await link(tmp, path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+        throw err;
+      }
+      return true;
+    } catch (err) {
+      throw this.wrapError('write', path, err);
+    } finally {
+      await unlink(tmp).catch(() => undefined);
+    }
   }
 
   async exists(key: string): Promise<boolean> {

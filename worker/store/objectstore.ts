@@ -23,6 +23,14 @@ export interface ObjectStore {
   put(key: string, body: Buffer | string): Promise<void>;
   /** Streamed write (multipart upload on S3, temp file + rename locally); atomic like put. */
   upload(key: string, body: Readable): Promise<{ bytes: number }>;
+  /**
+   * Small write only if no object `key` exists: true if written, false if one was
+   * there. Atomic on a local directory and on S3 (`If-None-Match: *`); servers that
+   * ignore that header (s3rver) overwrite instead, so callers that need mutual
+   * exclusion read back what they wrote (see driver/lock/runtag-lock.ts).
+   * Optional: test stores may leave it out.
+   */
+  putIfAbsent?(key: string, body: Buffer | string): Promise<boolean>;
   exists(key: string): Promise<boolean>;
   delete(key: string): Promise<void>;
   /** Full URL of a key, e.g. `s3://bucket/prefix/key` (for manifests) or an absolute path. */

@@ -136,6 +136,26 @@ export class S3Store implements ObjectStore {
   }
 
   /**
+   * PutObject with `If-None-Match: *`: S3 answers 412 when the key exists (409 when
+   * another conditional write of it is in flight). s3rver ignores the header and
+   * overwrites.
+   */
+  async putIfAbsent(key: string, body: Buffer | string): Promise<boolean> {
+    const url = this.urlOf(key);
+    try {
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key), Body: body, IfNoneMatch: '*' }),
+      );
+      return true;
+    } catch (err) {
+      const e = err as { name?: string; $metadata?: { httpStatusCode?: number } } | null;
+      const status = e?.$metadata?.httpStatusCode;
+      if (status === 412 || status === 409 || e?.name === 'PreconditionFailed') return false;
+      throw s3Error('PutObject', url, err);
+    }
+  }
+
+  /**
    * Streams `body` with a multipart upload (a single PutObject when it is
    * smaller than one part). S3 makes the object visible only on completion, so
    * readers never see part of it; a failed upload is aborted.

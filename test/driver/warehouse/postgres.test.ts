@@ -250,6 +250,47 @@ test('PostgreSQL warehouse', { timeout: 300_000 }, async (t) => {
     });
   });
 
+  await t.test('two loads of one window at once serialise: one copy of each row, not two', async () => {
+    const db = await setup(server, 'samewindow');
+    const { list, open } = files(GOOD);
+    // The first load stops inside its transaction (window deleted, before its COPY)
+    // until the second load is seen waiting for a lock on the server: the overlap is certain.
+    let firstInside: () => void = () => undefined;
+    const firstIsInside = new Promise<void>((resolve) => (firstInside = resolve));
+    let releaseFirst: () => void = () => undefined;
+    const firstReleased = new Promise<void>((resolve) => (releaseFirst = resolve));
+    const openHeld = async (key: string): Promise<Readable> => {
+      firstInside();
+      await firstReleased;
+      return open(key);
+    };
+    const [first, second] = [await openWarehouse(db), await openWarehouse(db)];
+    try {
+      const loadingFirst = first.replaceWindow(load('ev', list), openHeld);
+      await firstIsInside;
+      let secondDone = false;
+      const loadingSecond = second.replaceWindow(load('ev', list), open).finally(() => (secondDone = true));
+      // Until the second load waits for the first (fixed code) or has finished without waiting (the bug).
+      for (;;) {
+        const waiting = await server.query<{ n: string }>(
+          db,
+          "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = 'samewindow' AND wait_event_type = 'Lock'",
+        );
+        if (Number(waiting[0]?.n) > 0 || secondDone) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      releaseFirst();
+      const results = await Promise.all([loadingFirst, loadingSecond]);
+      for (const r of results) assert.equal(r.status, 'loaded', r.error);
+      assert.deepEqual(await contents(server, db), EXPECTED);
+      // The second saw the first one's rows and replaced them.
+      assert.deepEqual([results[1]?.before, results[1]?.deleted, results[1]?.inserted], [4, 4, 4]);
+    } finally {
+      await first.close();
+      await second.close();
+    }
+  });
+
   await t.test('missing table, missing time column and odd identifiers', async () => {
     const db = await server.createDatabase('idents');
     await server.query(
