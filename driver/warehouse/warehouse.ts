@@ -245,12 +245,14 @@ export async function replaceWindowInTransaction(
   const progress: CopyProgress = {};
   let inTransaction = false;
   try {
-    const check = await checkTableColumns(async (sql, params) => (await session.query(sql, params)).rows, {
-      schema: load.schema,
-      table: load.table,
-      columns: load.columns,
-      foldCase: session.catalogLowerCase === true,
-    });
+    const checkColumns = (): ReturnType<typeof checkTableColumns> =>
+      checkTableColumns(async (sql, params) => (await session.query(sql, params)).rows, {
+        schema: load.schema,
+        table: load.table,
+        columns: load.columns,
+        foldCase: session.catalogLowerCase === true,
+      });
+    const check = await checkColumns();
     if (!check.exists) return finish('failed', check.problem);
     if (!check.actual.some((column) => column.name === 'time')) {
       return finish('failed', `table ${name} has no "time" column, so its window cannot be replaced`);
@@ -264,6 +266,16 @@ export async function replaceWindowInTransaction(
     // Before counting: a concurrent load of this table waits here until this one commits.
     step = 'locking the table';
     await session.query(session.lockTableSql ? session.lockTableSql(target) : lockTableSql(target));
+    // The table may have been altered between the check above and the lock (which
+    // ALTER TABLE now waits for): check again, so the rows go by what is locked.
+    step = 'checking the table again';
+    const recheck = await checkColumns();
+    if (!recheck.exists || recheck.problem !== undefined) {
+      step = 'ROLLBACK';
+      inTransaction = false;
+      await session.query('ROLLBACK');
+      return finish(recheck.exists ? 'columns_refused' : 'failed', recheck.problem);
+    }
     step = 'counting the window';
     result.before = toCount((await session.query(countWindowSql(target), window)).rows[0]?.n);
     step = 'deleting the window';
