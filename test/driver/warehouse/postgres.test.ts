@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough, Readable } from 'node:stream';
+import pg from 'pg';
 import { startPostgres, type PgServer } from '../../helpers/postgres.js';
 import { openWarehouse, parseWarehouseUrl, type Warehouse } from '../../../driver/warehouse/warehouse.js';
 import { redactUrl } from '../../../worker/redact.js';
@@ -288,6 +289,38 @@ test('PostgreSQL warehouse', { timeout: 300_000 }, async (t) => {
     } finally {
       await first.close();
       await second.close();
+    }
+  });
+
+  await t.test('a table altered while its load waits for the lock is checked again and refused', async () => {
+    const db = await setup(server, 'altered');
+    const before = await contents(server, db);
+    const { list, open } = files(GOOD);
+    // This connection holds the table lock, so the load passes its first column check and waits.
+    const holder = new pg.Client({ connectionString: db });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE physical.ev IN ACCESS EXCLUSIVE MODE');
+      await withWarehouse(db, async (warehouse) => {
+        const loading = warehouse.replaceWindow(load('ev', list), open);
+        for (;;) {
+          const waiting = await server.query<{ n: string }>(
+            db,
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = 'altered' AND wait_event_type = 'Lock'",
+          );
+          if (Number(waiting[0]?.n) > 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        await holder.query('ALTER TABLE physical.ev ADD COLUMN note text');
+        await holder.query('COMMIT');
+        const result = await loading;
+        assert.equal(result.status, 'columns_refused', result.error);
+        assert.match(result.error ?? '', /not in the config: "note" text/);
+        assert.deepEqual(await contents(server, db), before);
+      });
+    } finally {
+      await holder.end();
     }
   });
 
