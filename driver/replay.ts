@@ -8,6 +8,11 @@ import type { PartitionResult, PartitionTask } from '../worker/partition-task.js
 import { openStore } from '../worker/store/location.js';
 import type { ObjectStore } from '../worker/store/objectstore.js';
 import type { WrittenFile } from '../worker/output/writers.js';
+import {
+  KinesisPublisher,
+  type KinesisPublishOptions,
+  type TablePublishResult,
+} from '../worker/output/kinesis-publish.js';
 import { readConfigText } from '../worker/transform/config-source.js';
 import { emptyCounts, formatCounts, mergeCounts, type OutcomeCounts } from '../worker/transform/outcomes.js';
 import { parseTableConfig, type TableSchema } from '../worker/transform/schema.js';
@@ -30,6 +35,7 @@ import {
 } from './manifest.js';
 import { planPartitions } from './partition.js';
 import type { ReplayProgress } from './progress.js';
+import { formatPublishReport, unpublishedFiles } from './publish-report.js';
 import { formatLoadReport } from './report.js';
 import { createTableSql } from './warehouse/ddl.js';
 import { quoteIdent } from './warehouse/sql.js';
@@ -61,6 +67,8 @@ export interface ReplayOptions {
   createTables: boolean;
   rotateBytes?: number;
   iamRole?: string;
+  /** Publish each table's committed rows to Kinesis streams (after its load, or after the transform with skipLoad). */
+  kinesis?: KinesisPublishOptions;
 }
 
 export interface ReplayResult {
@@ -69,6 +77,8 @@ export interface ReplayResult {
   counts: OutcomeCounts;
   loads: TableLoadResult[];
   lines: string[];
+  /** Per (stream, table), when publishing to Kinesis. */
+  published?: TablePublishResult[];
 }
 
 export interface ReplayDeps {
@@ -201,6 +211,7 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
     say(`  tables (${tables.length}): ${tables.join(', ')}`);
     if (!opts.skipTransform) for (const l of deps.executor.describe(tasks)) say(`  ${l}`);
     else say('  transform: skipped (--skip-transform), loading the earlier output');
+    if (opts.kinesis) say(`  kinesis: ${describeKinesis(opts.kinesis)}`);
     if (opts.skipLoad) say('  load: skipped (--skip-ace-upload)');
     else
       say(
@@ -209,6 +220,9 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
       );
     return { exitCode: 0, runtag: opts.runtag, counts: emptyCounts(), loads: [], lines };
   }
+
+  // A missing stream fails the run now, not after hours of transform and load.
+  if (opts.kinesis) (await KinesisPublisher.open(opts.kinesis)).close();
 
   // ---- execute ----
   if (!(await output.exists(runRecordKey(opts.runtag)))) await writeJson(output, runRecordKey(opts.runtag), record);
@@ -256,9 +270,31 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
   for (const [table, files] of filesByTable) {
     await output.put(loadManifestKey(opts.runtag, table), redshiftManifest(files.map((f) => output.urlOf(f.key))));
   }
+  const publishTable = (publisher: KinesisPublisher, table: string): Promise<TablePublishResult[]> => {
+    deps.progress.tableState(table, 'publishing');
+    return publisher.publishTable({
+      store: output,
+      runtag: opts.runtag,
+      replay: true,
+      schemas,
+      table,
+      files: filesByTable.get(table) ?? [],
+    });
+  };
   if (opts.skipLoad) {
     say(`output is under ${output.url}/${opts.runtag}/; load it later with --skip-transform --runtag ${opts.runtag}`);
-    return { exitCode: 0, runtag: opts.runtag, counts, loads: [], lines };
+    if (!opts.kinesis) return { exitCode: 0, runtag: opts.runtag, counts, loads: [], lines };
+    const publisher = await KinesisPublisher.open(opts.kinesis);
+    let published: TablePublishResult[];
+    try {
+      deps.progress.startPublish(() => publisher.published);
+      published = (await forEachTable(tables, opts.poolsize, (t) => publishTable(publisher, t))).flat();
+    } finally {
+      publisher.close();
+    }
+    deps.progress.stop();
+    const exitCode = reportPublishing(published, opts.runtag, say, log) ? 1 : 0;
+    return { exitCode, runtag: opts.runtag, counts, loads: [], lines, published };
   }
 
   // ---- load ----
@@ -266,7 +302,15 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
   const warehouse = await openWarehouse(opts.rsurl, { iamRole: opts.iamRole, poolSize: opts.poolsize, log: log.info });
   const loads: TableLoadResult[] = [];
   const started = Date.now();
+  let publisher: KinesisPublisher | null = null;
+  // Publishing starts as each table's load commits, and runs alongside the other loads.
+  const publishing: Promise<TablePublishResult[]>[] = [];
+  let published: TablePublishResult[] | undefined;
   try {
+    if (opts.kinesis) {
+      const p = (publisher = await KinesisPublisher.open(opts.kinesis));
+      deps.progress.startPublish(() => p.published);
+    }
     if (opts.createTables) await createMissingTables(warehouse, schemas, tables, opts.schema, log);
     deps.progress.startLoad(tables);
     await forEachLimited(tables, opts.poolsize, async (table) => {
@@ -287,9 +331,17 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
       loads.push(result);
       deps.progress.tableState(table, result.status);
       if (result.status !== 'loaded') log.error(`${table}: ${result.status}: ${result.error ?? ''}`);
+      // Only a committed load is published: consumers never see rows that were rolled back.
+      else if (publisher) {
+        publishing.push(
+          publishTable(publisher, table).finally(() => deps.progress.tableState(table, 'loaded+published')),
+        );
+      }
     });
+    if (publisher) published = (await Promise.all(publishing)).flat();
   } finally {
     await warehouse.close();
+    publisher?.close();
   }
   deps.progress.phase('load', (Date.now() - started) / 1000);
   loads.sort((a, b) => a.table.localeCompare(b.table));
@@ -297,7 +349,47 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
   for (const l of formatLoadReport(loads)) say(l);
   const bad = loads.filter((l) => l.status !== 'loaded');
   if (bad.length) say(`${bad.length} of ${loads.length} table(s) not loaded; they were left as they were`);
-  return { exitCode: bad.length ? 1 : 0, runtag: opts.runtag, counts, loads, lines };
+  const publishFailed = published ? reportPublishing(published, opts.runtag, say, log) : false;
+  return { exitCode: bad.length || publishFailed ? 1 : 0, runtag: opts.runtag, counts, loads, lines, published };
+}
+
+function describeKinesis(k: KinesisPublishOptions): string {
+  const where =
+    k.endpoint ?? `region ${k.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1'}`;
+  const streams = k.targets.map((t) => `${t.stream} (${t.tables ? t.tables.join(', ') : 'all tables'})`);
+  return `publish to ${streams.join(', ')} at ${where}, ${k.concurrency} batch(es) in flight per stream, files already published skipped`;
+}
+
+/** Prints the publish report and what was not published; true when something was not. */
+function reportPublishing(
+  published: TablePublishResult[],
+  runtag: string,
+  say: (line: string) => void,
+  log: Logger,
+): boolean {
+  for (const l of formatPublishReport(published)) say(l);
+  const missing = unpublishedFiles(published);
+  for (const m of missing) log.error(m);
+  if (missing.length === 0) return false;
+  const tables = [...new Set(published.filter((p) => p.failed.length).map((p) => `${p.table} -> ${p.stream}`))];
+  say(
+    `${missing.length} file(s) not published (${tables.join(', ')}); the warehouse load is not undone. ` +
+      `Re-run with --runtag ${runtag} to publish only the files not yet published`,
+  );
+  return true;
+}
+
+/** Runs `fn` for each table, `limit` at a time, results in table order. */
+async function forEachTable<T>(tables: string[], limit: number, fn: (table: string) => Promise<T>): Promise<T[]> {
+  const out = new Array<T>(tables.length);
+  await forEachLimited(
+    tables.map((t, i) => ({ t, i })),
+    limit,
+    async ({ t, i }) => {
+      out[i] = await fn(t);
+    },
+  );
+  return out;
 }
 
 async function loadSuccessManifests(
