@@ -5,7 +5,17 @@
 import type { TablePublishResult } from '../worker/output/kinesis-publish.js';
 
 export function formatPublishReport(results: readonly TablePublishResult[]): string[] {
-  const header = ['stream', 'table', 'status', 'files', 'earlier', 'published', 'quarantined', 'retried'];
+  const header = [
+    'stream',
+    'table',
+    'status',
+    'files',
+    'earlier',
+    'published',
+    'outside window',
+    'quarantined',
+    'retried',
+  ];
   const sorted = [...results].sort((a, b) => a.stream.localeCompare(b.stream) || a.table.localeCompare(b.table));
   const rows = sorted.map((r) => [
     r.stream,
@@ -14,6 +24,7 @@ export function formatPublishReport(results: readonly TablePublishResult[]): str
     String(r.files),
     String(r.alreadyPublished),
     String(r.published),
+    String(r.outsideWindow),
     String(r.quarantined),
     String(r.retriedEntries),
   ]);

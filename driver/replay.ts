@@ -279,6 +279,7 @@ export async function runReplay(opts: ReplayOptions, deps: ReplayDeps): Promise<
       schemas,
       table,
       files: filesByTable.get(table) ?? [],
+      window: { start: w.start, end: w.end },
     });
   };
   if (opts.skipLoad) {

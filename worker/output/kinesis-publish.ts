@@ -69,6 +69,8 @@ export interface TablePublishResult {
   quarantined: number;
   /** Entries sent more than once after partial failures or throttling. */
   retriedEntries: number;
+  /** Rows not published because the load leaves them out (replay: `time` outside the window). */
+  outsideWindow: number;
   /** Files not (completely) published, with why. */
   failed: { key: string; error: string }[];
 }
@@ -78,6 +80,8 @@ export interface PublishCheckpoint {
   /** The row file's key in the output store, and its URL. */
   key: string;
   file: string;
+  /** Rows in the file; `records` of them were published. */
+  rows: number;
   records: number;
   quarantined: number;
   publishedAt: string;
@@ -126,6 +130,7 @@ interface FileOutcome {
   records: number;
   quarantined: number;
   retriedEntries: number;
+  outsideWindow: number;
   alreadyPublished: boolean;
 }
 
@@ -136,18 +141,21 @@ export async function publishFile(args: {
   encoder: RecordEncoder;
   runtag: string;
   fileKey: string;
+  /** Rows for which this is false are not published (counted as outside the window). */
+  keep?: (fields: readonly (string | null)[]) => boolean;
 }): Promise<FileOutcome> {
-  const { store, sender, encoder, runtag, fileKey } = args;
+  const { store, sender, encoder, runtag, fileKey, keep } = args;
   const stream = sender.stream;
   const cpKey = checkpointKey(runtag, stream, fileKey);
   if (await store.exists(cpKey)) {
-    return { records: 0, quarantined: 0, retriedEntries: 0, alreadyPublished: true };
+    return { records: 0, quarantined: 0, retriedEntries: 0, outsideWindow: 0, alreadyPublished: true };
   }
   const quarantine: string[] = [];
   const batches: Promise<BatchStats>[] = [];
   let batch: PutRecordsRequestEntry[] = [];
   let batchBytes = 0;
   let records = 0;
+  let outsideWindow = 0;
   let index = 0;
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
@@ -161,7 +169,12 @@ export async function publishFile(args: {
     const uuid = rowUuid(fileKey, row);
     let text: string;
     try {
-      text = encoder.encode(decodeRow(line), uuid);
+      const fields = decodeRow(line);
+      if (keep && !keep(fields)) {
+        outsideWindow++;
+        continue;
+      }
+      text = encoder.encode(fields, uuid);
     } catch (err) {
       quarantine.push(quarantineLine(store, fileKey, row, `bad row: ${(err as Error).message}`, line));
       continue;
@@ -188,12 +201,13 @@ export async function publishFile(args: {
     stream,
     key: fileKey,
     file: store.urlOf(fileKey),
+    rows: index,
     records,
     quarantined: quarantine.length,
     publishedAt: new Date().toISOString(),
   };
   await store.put(cpKey, JSON.stringify(cp) + '\n');
-  return { records, quarantined: quarantine.length, retriedEntries, alreadyPublished: false };
+  return { records, quarantined: quarantine.length, retriedEntries, outsideWindow, alreadyPublished: false };
 }
 
 function quarantineLine(store: ObjectStore, key: string, row: number, reason: string, record: string): string {
@@ -267,8 +281,10 @@ export class KinesisPublisher {
     schemas: readonly TableSchema[];
     table: string;
     files: readonly RowFile[];
+    /** A replay's window (US Pacific wall-clock, inclusive): only rows the load keeps are published. */
+    window?: { start: string; end: string };
   }): Promise<TablePublishResult[]> {
-    const { store, runtag, replay, schemas, table, files } = args;
+    const { store, runtag, replay, schemas, table, files, window } = args;
     return Promise.all(
       this.streamsFor(table).map(async (stream) => {
         const sender = this.senders.get(stream)!;
@@ -280,6 +296,7 @@ export class KinesisPublisher {
           published: 0,
           quarantined: 0,
           retriedEntries: 0,
+          outsideWindow: 0,
           failed: [],
         };
         for (const f of files) {
@@ -293,6 +310,7 @@ export class KinesisPublisher {
               encoder: new RecordEncoder(schema, runtag, replay),
               runtag,
               fileKey: f.key,
+              keep: window ? insideWindow(schema, window) : undefined,
             });
             if (out.alreadyPublished) {
               result.alreadyPublished++;
@@ -302,6 +320,7 @@ export class KinesisPublisher {
             result.published += out.records;
             result.quarantined += out.quarantined;
             result.retriedEntries += out.retriedEntries;
+            result.outsideWindow += out.outsideWindow;
           } catch (err) {
             result.failed.push({ key: store.urlOf(f.key), error: (err as Error).message });
           }
@@ -314,6 +333,24 @@ export class KinesisPublisher {
   close(): void {
     this.client.destroy();
   }
+}
+
+/**
+ * The load's `WHERE time BETWEEN start AND end` on the row file's text: the
+ * `time` column is wall-clock `YYYY-MM-DD HH:MM:SS[.fff]`, whose text order is
+ * its time order (a fraction makes the text longer, hence later), and NULL is
+ * never between.
+ */
+function insideWindow(
+  schema: TableSchema,
+  window: { start: string; end: string },
+): (fields: readonly (string | null)[]) => boolean {
+  const i = schema.columns.findIndex((c) => c.outboundName === 'time');
+  if (i < 0) throw new Error(`table ${schema.event} v${schema.version} has no time column to window on`);
+  return (fields) => {
+    const t = fields[i];
+    return t != null && t >= window.start && t <= window.end;
+  };
 }
 
 /** `.../<event>/v<version>/<file>` -> version. */
