@@ -237,4 +237,23 @@ test('replay publishing to Kinesis', async (t0) => {
     const dupes = [...counts.values()].reduce((s, n) => s + n - 1, 0);
     assert.ok(dupes <= firstRun.length - early, `duplicates (${dupes}) only from the interrupted file`);
   });
+  await t0.test(
+    '--skip-ace-upload publishes right after the transform; loading that run later publishes nothing again',
+    async (t) => {
+      if (!world || !kinesis) return t.skip('needs the first test');
+      const w = world;
+      await kinesis.createStream('transformonly', 1);
+      const flags = ['--kinesis-stream', 'transformonly', '--kinesis-endpoint', kinesis.endpoint];
+      const first = await w.replay([START, END, 'video_play', '--runtag', 'k4', '--skip-ace-upload', ...flags]);
+      assert.equal(first.code, 0, first.stderr);
+      const published = (await kinesis.readAll('transformonly')).map(parseRecord);
+      assert.deepEqual(recordRows(w, published, 'video_play'), await tableRows(w, 'video_play'));
+      const files = (await checkpoints(w, 'k4', 'transformonly')).length;
+      assert.ok(files > 0);
+      const load = await w.replay([START, END, 'video_play', '--runtag', 'k4', '--skip-transform', ...flags]);
+      assert.equal(load.code, 0, load.stderr);
+      assert.match(load.stdout, new RegExp(`transformonly\\s+video_play\\s+published\\s+0\\s+${files}\\s+0\\s`));
+      assert.equal((await kinesis.readAll('transformonly')).length, published.length);
+    },
+  );
 });

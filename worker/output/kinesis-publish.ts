@@ -111,17 +111,22 @@ async function* rowsOf(store: ObjectStore, key: string): AsyncGenerator<string> 
   source.pipe(gunzip);
   gunzip.setEncoding('utf8');
   let carry = '';
-  for await (const chunk of gunzip as AsyncIterable<string>) {
-    const text = carry + chunk;
-    let rowStart = 0;
-    for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) {
-      let backslashes = 0;
-      for (let j = i - 1; j >= rowStart && text.charCodeAt(j) === BACKSLASH; j--) backslashes++;
-      if (backslashes % 2 === 1) continue;
-      yield text.slice(rowStart, i);
-      rowStart = i + 1;
+  try {
+    for await (const chunk of gunzip as AsyncIterable<string>) {
+      const text = carry + chunk;
+      let rowStart = 0;
+      for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) {
+        let backslashes = 0;
+        for (let j = i - 1; j >= rowStart && text.charCodeAt(j) === BACKSLASH; j--) backslashes++;
+        if (backslashes % 2 === 1) continue;
+        yield text.slice(rowStart, i);
+        rowStart = i + 1;
+      }
+      carry = text.slice(rowStart);
     }
-    carry = text.slice(rowStart);
+  } finally {
+    // Also when the consumer stops early (a failed batch): the source is not left open.
+    source.destroy();
   }
   if (carry !== '') yield carry; // a last row without its LF
 }
@@ -154,12 +159,16 @@ export async function publishFile(args: {
   const batches: Promise<BatchStats>[] = [];
   let batch: PutRecordsRequestEntry[] = [];
   let batchBytes = 0;
+  // The first batch failure stops reading the file (its checkpoint is never written).
+  let failure: unknown = null;
   let records = 0;
   let outsideWindow = 0;
   let index = 0;
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
+    if (failure !== null) throw failure;
     const { done } = await sender.send(batch);
+    done.catch((err: unknown) => (failure ??= err));
     batches.push(done);
     batch = [];
     batchBytes = 0;
