@@ -130,8 +130,16 @@ async function childCeiling(endpoint: string, rows: number, concurrency: number)
 }
 
 /** Child: what a replay does for one table: publish its committed files. */
-async function childPublish(endpoint: string, dir: string, files: number, concurrency: number): Promise<void> {
+async function childPublish(
+  endpoint: string,
+  dir: string,
+  rows: number,
+  files: number,
+  concurrency: number,
+): Promise<void> {
   const store = new LocalStore(dir);
+  // The checkpoints of an earlier run would make this one skip every file.
+  rmSync(join(dir, RUNTAG, '_kinesis'), { recursive: true, force: true });
   const publisher = await KinesisPublisher.open({
     targets: [{ stream: STREAM, tables: null }],
     endpoint,
@@ -151,6 +159,7 @@ async function childPublish(endpoint: string, dir: string, files: number, concur
   const secs = Number(process.hrtime.bigint() - started) / 1e9;
   publisher.close();
   if (result!.failed.length) throw new Error(`not published: ${JSON.stringify(result!.failed)}`);
+  if (result!.published !== rows) throw new Error(`published ${result!.published} records, expected ${rows}`);
   say(JSON.stringify({ records: result!.published, secs, retried: result!.retriedEntries }));
 }
 
@@ -191,7 +200,7 @@ async function main(): Promise<void> {
   const endpoint = arg('endpoint', '');
   const dir = join(tmpdir(), `spade-bench-kinesis-${rows}-${files}`);
   if (child === 'ceiling') return childCeiling(endpoint, rows, concurrency);
-  if (child === 'publish') return childPublish(endpoint, dir, files, concurrency);
+  if (child === 'publish') return childPublish(endpoint, dir, rows, files, concurrency);
 
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
