@@ -14,6 +14,8 @@ export interface ReplayProgress {
   partitionDone(result: PartitionResult): void;
   startLoad(tables: string[]): void;
   tableState(table: string, state: string): void;
+  /** Kinesis publishing has begun; `published()` counts the records acknowledged so far. */
+  startPublish(published: () => number): void;
   /** Phase durations in seconds, for the final summary and benchmarks. */
   readonly phases: Record<string, number>;
   stop(): void;
@@ -39,6 +41,8 @@ export function createProgress(opts: {
   const tables = new Map<string, string>();
   let timer: NodeJS.Timeout | null = null;
   let drawnLines = 0;
+  let publishedCount: (() => number) | null = null;
+  let publishStarted = 0;
 
   const statusLines = (): string[] => {
     const secs = (Date.now() - started) / 1000;
@@ -62,6 +66,11 @@ export function createProgress(opts: {
             .map(([s, ts]) => `${s} ${ts.length}${s === 'loading' ? ` (${ts.slice(0, 4).join(', ')})` : ''}`)
             .join(', '),
       );
+    }
+    if (publishedCount) {
+      const n = publishedCount();
+      const rate = n / Math.max((Date.now() - publishStarted) / 1000, 0.001);
+      lines.push(`kinesis: ${n} record(s) published, ${formatRate(rate)} records/s`);
     }
     return lines;
   };
@@ -121,6 +130,12 @@ export function createProgress(opts: {
     },
     tableState(table, state) {
       tables.set(table, state);
+    },
+    startPublish(published) {
+      publishedCount = published;
+      publishStarted = Date.now();
+      started ||= publishStarted;
+      ensureTimer();
     },
     stop() {
       if (timer) {

@@ -10,6 +10,11 @@ import { redactUrl } from '../worker/redact.js';
 import { openStore } from '../worker/store/location.js';
 import type { ObjectStore } from '../worker/store/objectstore.js';
 import type { WrittenFile } from '../worker/output/writers.js';
+import {
+  KinesisPublisher,
+  type KinesisPublishOptions,
+  type TablePublishResult,
+} from '../worker/output/kinesis-publish.js';
 import { readConfigText } from '../worker/transform/config-source.js';
 import { emptyCounts, formatCounts, mergeCounts, type OutcomeCounts } from '../worker/transform/outcomes.js';
 import { parseTableConfig, type TableSchema } from '../worker/transform/schema.js';
@@ -35,6 +40,7 @@ import { planPartitions } from './partition.js';
 import type { ReplayProgress } from './progress.js';
 import { formatDamagedInputs, formatLoadReport } from './report.js';
 import { checkManifestDigests, checkRunDigest, driverTransformDigest } from './run-digest.js';
+import { formatPublishReport, unpublishedFiles } from './publish-report.js';
 import { createTableSql } from './warehouse/ddl.js';
 import { quoteIdent } from './warehouse/sql.js';
 import { expectedColumns } from './warehouse/table-columns.js';
@@ -68,6 +74,8 @@ export interface ReplayOptions {
   iamRole?: string;
   /** Load although inputs were damaged (their complete lines before the damage); they are still reported. */
   acceptDamagedInput?: boolean;
+  /** Publish each table's committed rows to Kinesis streams (after its load, or after the transform with skipLoad). */
+  kinesis?: KinesisPublishOptions;
 }
 
 export interface ReplayResult {
@@ -78,6 +86,8 @@ export interface ReplayResult {
   lines: string[];
   /** Edge files that were truncated or corrupt, transformed up to the damage. */
   damagedInputs: DamagedInput[];
+  /** Per (stream, table), when publishing to Kinesis. */
+  published?: TablePublishResult[];
 }
 
 export interface ReplayDeps {
@@ -232,6 +242,7 @@ async function replayHoldingLock(
     say(`  tables (${tables.length}): ${tables.join(', ')}`);
     if (!opts.skipTransform) for (const l of deps.executor.describe(tasks)) say(`  ${l}`);
     else say('  transform: skipped (--skip-transform), loading the earlier output');
+    if (opts.kinesis) say(`  kinesis: ${describeKinesis(opts.kinesis)}`);
     if (opts.skipLoad) say('  load: skipped (--skip-ace-upload)');
     else
       say(
@@ -240,6 +251,9 @@ async function replayHoldingLock(
       );
     return { exitCode: 0, runtag: opts.runtag, counts: emptyCounts(), loads: [], lines, damagedInputs: [] };
   }
+
+  // A missing stream fails the run now, not after hours of transform and load.
+  if (opts.kinesis) (await KinesisPublisher.open(opts.kinesis)).close();
 
   // ---- execute ----
   if (!(await output.exists(runRecordKey(opts.runtag)))) await writeJson(output, runRecordKey(opts.runtag), record);
@@ -312,10 +326,33 @@ async function replayHoldingLock(
     );
     return result(1, []);
   }
+  const publishTable = (publisher: KinesisPublisher, table: string): Promise<TablePublishResult[]> => {
+    deps.progress.tableState(table, 'publishing');
+    return publisher.publishTable({
+      store: output,
+      runtag: opts.runtag,
+      replay: true,
+      schemas,
+      table,
+      files: filesByTable.get(table) ?? [],
+      window: { start: w.start, end: w.end },
+    });
+  };
   if (opts.skipLoad) {
     for (const l of formatDamagedInputs(damagedInputs)) say(l);
     say(`output is under ${output.url}/${opts.runtag}/; load it later with --skip-transform --runtag ${opts.runtag}`);
-    return result(0, []);
+    if (!opts.kinesis) return result(0, []);
+    const publisher = await KinesisPublisher.open(opts.kinesis);
+    let published: TablePublishResult[];
+    try {
+      deps.progress.startPublish(() => publisher.published);
+      published = (await forEachTable(tables, opts.poolsize, (t) => publishTable(publisher, t))).flat();
+    } finally {
+      publisher.close();
+    }
+    deps.progress.stop();
+    const exitCode = reportPublishing(published, opts.runtag, say, log) ? 1 : 0;
+    return { ...result(exitCode, []), published };
   }
 
   // ---- load ----
@@ -324,7 +361,15 @@ async function replayHoldingLock(
   const warehouse = await openWarehouse(opts.rsurl, { iamRole: opts.iamRole, poolSize: opts.poolsize, log: log.info });
   const loads: TableLoadResult[] = [];
   const started = Date.now();
+  let publisher: KinesisPublisher | null = null;
+  // Publishing starts as each table's load commits, and runs alongside the other loads.
+  const publishing: Promise<TablePublishResult[]>[] = [];
+  let published: TablePublishResult[] | undefined;
   try {
+    if (opts.kinesis) {
+      const p = (publisher = await KinesisPublisher.open(opts.kinesis));
+      deps.progress.startPublish(() => p.published);
+    }
     if (opts.createTables) await createMissingTables(warehouse, schemas, tables, opts.schema, log);
     deps.progress.startLoad(tables);
     await forEachLimited(tables, opts.poolsize, async (table) => {
@@ -347,9 +392,17 @@ async function replayHoldingLock(
       loads.push(result);
       deps.progress.tableState(table, result.status);
       if (result.status !== 'loaded') log.error(`${table}: ${result.status}: ${result.error ?? ''}`);
+      // Only a committed load is published: consumers never see rows that were rolled back.
+      else if (publisher) {
+        publishing.push(
+          publishTable(publisher, table).finally(() => deps.progress.tableState(table, 'loaded+published')),
+        );
+      }
     });
+    if (publisher) published = (await Promise.all(publishing)).flat();
   } finally {
     await warehouse.close();
+    publisher?.close();
   }
   deps.progress.phase('load', (Date.now() - started) / 1000);
   loads.sort((a, b) => a.table.localeCompare(b.table));
@@ -358,7 +411,47 @@ async function replayHoldingLock(
   for (const l of formatDamagedInputs(damagedInputs)) say(l);
   const bad = loads.filter((l) => l.status !== 'loaded');
   if (bad.length) say(`${bad.length} of ${loads.length} table(s) not loaded; they were left as they were`);
-  return result(bad.length ? 1 : 0, loads);
+  const publishFailed = published ? reportPublishing(published, opts.runtag, say, log) : false;
+  return { ...result(bad.length || publishFailed ? 1 : 0, loads), published };
+}
+
+function describeKinesis(k: KinesisPublishOptions): string {
+  const where =
+    k.endpoint ?? `region ${k.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1'}`;
+  const streams = k.targets.map((t) => `${t.stream} (${t.tables ? t.tables.join(', ') : 'all tables'})`);
+  return `publish to ${streams.join(', ')} at ${where}, ${k.concurrency} batch(es) in flight per stream, files already published skipped`;
+}
+
+/** Prints the publish report and what was not published; true when something was not. */
+function reportPublishing(
+  published: TablePublishResult[],
+  runtag: string,
+  say: (line: string) => void,
+  log: Logger,
+): boolean {
+  for (const l of formatPublishReport(published)) say(l);
+  const missing = unpublishedFiles(published);
+  for (const m of missing) log.error(m);
+  if (missing.length === 0) return false;
+  const tables = [...new Set(published.filter((p) => p.failed.length).map((p) => `${p.table} -> ${p.stream}`))];
+  say(
+    `${missing.length} file(s) not published (${tables.join(', ')}); the warehouse load is not undone. ` +
+      `Re-run with --runtag ${runtag} to publish only the files not yet published`,
+  );
+  return true;
+}
+
+/** Runs `fn` for each table, `limit` at a time, results in table order. */
+async function forEachTable<T>(tables: string[], limit: number, fn: (table: string) => Promise<T>): Promise<T[]> {
+  const out = new Array<T>(tables.length);
+  await forEachLimited(
+    tables.map((t, i) => ({ t, i })),
+    limit,
+    async ({ t, i }) => {
+      out[i] = await fn(t);
+    },
+  );
+  return out;
 }
 
 async function loadSuccessManifests(

@@ -17,6 +17,7 @@ import { parseWindow, WindowError } from '../window.js';
 import { redactText } from '../../worker/redact.js';
 import type { TransformSettings } from '../../worker/transform/setup.js';
 import { ReportedError, UsageError } from './errors.js';
+import { kinesisOptions, toKinesisOptions } from './kinesis-flags.js';
 
 function confirm(question: string): Promise<boolean> {
   if (!process.stdin.isTTY) return Promise.resolve(true);
@@ -32,7 +33,7 @@ function confirm(question: string): Promise<boolean> {
 const SAFE_TAG = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 export function replayOptions<T>(y: Argv<T>) {
-  return y
+  return kinesisOptions(y)
     .usage('$0 replay [options] START END [TABLE ... | --all-tables]')
     .positional('start', { type: 'string', describe: "window start, US Pacific, '%Y-%m-%d %H:%M:%S'" })
     .positional('end', { type: 'string', describe: 'window end, US Pacific, after START' })
@@ -211,6 +212,7 @@ export function toReplayOptions(argv: ReplayArgv, env: NodeJS.ProcessEnv = proce
     createTables: argv['create-tables'],
     iamRole: argv['iam-role'] ?? env.REDSHIFT_IAM_ROLE,
     acceptDamagedInput: argv['accept-damaged-input'],
+    kinesis: toKinesisOptions(argv, argv['all-tables'] ? undefined : tables),
   };
 }
 

@@ -6,6 +6,7 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { reportFatal, UsageError } from './errors.js';
+import { kinesisOptions, toKinesisOptions } from './kinesis-flags.js';
 import { replayCommand, replayOptions } from './replay.js';
 
 function positiveInt(name: string, value: unknown): number {
@@ -252,7 +253,7 @@ async function main(): Promise<void> {
       'process',
       'continuous processor: follow edge input (S3 prefix, directory or stdin) into committed output batches',
       (y) =>
-        geoipOptions(y)
+        kinesisOptions(geoipOptions(y))
           .option('follow', { type: 'boolean', demandOption: true, describe: 'run continuously (required)' })
           .option('input', {
             type: 'string',
@@ -338,6 +339,7 @@ async function main(): Promise<void> {
           rsurl: argv.rsurl,
           schema: argv.schema,
           threads: argv.threads,
+          kinesis: toKinesisOptions(argv),
         });
       },
     )

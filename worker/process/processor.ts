@@ -36,6 +36,9 @@ import { addDays, Checkpoint, datePrefixOf, dateRange, utcDate } from './checkpo
 import { compareFound, InputFollower, type FoundFile } from './follow-s3.js';
 import { decodeGlobLine, GlobDedup, GlobTooLargeError, isGlobLine } from './globs.js';
 import { ContinuousLoader } from './loader.js';
+import { KinesisQueue } from './kinesis-queue.js';
+import type { KinesisPublishOptions } from '../output/kinesis-publish.js';
+import { successKey } from '../partition-task.js';
 import { ProcessMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
 import { salvageSpool } from './salvage-spool.js';
 import { redactText, redactUrl } from '../redact.js';
@@ -63,6 +66,8 @@ export interface ProcessOptions {
   metricsToken?: string;
   rsurl?: string;
   schema?: string;
+  /** Publish each committed batch's rows to these Kinesis streams. */
+  kinesis?: KinesisPublishOptions;
   /** Transform threads for file input (default: one per core). */
   threads?: number;
   /** Stdin stream for stdin mode (default process.stdin). */
@@ -114,6 +119,7 @@ export class ContinuousProcessor {
   private checkpoint!: Checkpoint;
   private follower: InputFollower | null = null;
   private loader: ContinuousLoader | null = null;
+  private kinesis: KinesisQueue | null = null;
   private metricsServer: MetricsServer | null = null;
   private settings!: TransformSettings;
   private prepared!: PreparedTransform;
@@ -235,6 +241,16 @@ export class ContinuousProcessor {
       );
       for (const key of this.checkpoint.data.unloaded) this.loader.enqueue(key);
     }
+    if (this.opts.kinesis) {
+      this.kinesis = await KinesisQueue.open({
+        options: this.opts.kinesis,
+        store: this.output,
+        stateDir: this.opts.stateDir,
+        schemas: () => this.prepared.schemas,
+        log: this.log,
+        retryMs: Math.max(1000, this.pollMs),
+      });
+    }
     if (this.opts.metricsPort !== undefined) {
       this.metricsServer = await startMetricsServer(this.metrics, {
         port: this.opts.metricsPort,
@@ -261,6 +277,7 @@ export class ContinuousProcessor {
       if (!(await this.commitBatch(this.batch))) code = 1;
     }
     await this.loader?.stop();
+    await this.kinesis?.stop();
     await this.save();
     await this.metricsServer?.close();
     this.log('info', `stopped (${this.checkpoint.committedCount()} input files committed in the lookback window)`);
@@ -437,9 +454,13 @@ export class ContinuousProcessor {
       return true;
     }
     let committed: { manifest: BatchManifest; key: string };
+    // Recorded before the manifest exists, so a crash right after the commit cannot skip publishing it.
+    const manifestKey = successKey(batch.runtag, batch.id);
+    await this.kinesis?.intend(manifestKey);
     try {
       committed = await batch.commit(this.inputLocation);
     } catch (err) {
+      await this.kinesis?.forget(manifestKey);
       this.failBatch(batch, `commit failed: ${(err as Error).message}`);
       await batch.abort();
       return false;
@@ -449,6 +470,7 @@ export class ContinuousProcessor {
     this.afterCommit(manifest);
     await this.save();
     this.loader?.enqueue(key);
+    this.kinesis?.committed(key);
     this.log(
       'info',
       `committed batch ${batch.id}: ${batch.inputs.length} input file(s), ${manifest.files.length} output file(s), ${formatCounts(manifest.counts)}`,

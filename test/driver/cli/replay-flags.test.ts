@@ -129,6 +129,57 @@ const cases: { name: string; args: string[]; env?: Record<string, string>; messa
     ],
     message: /nope\.json/,
   },
+  {
+    name: 'a bad Kinesis stream name',
+    args: ['2023-11-05 10:00:00', '2023-11-05 11:00:00', 'login', '--kinesis-stream', 'a/b', ...base],
+    message: /--kinesis-stream must be 1-128 letters/,
+  },
+  {
+    name: '--kinesis-tables without a stream',
+    args: ['2023-11-05 10:00:00', '2023-11-05 11:00:00', 'login', '--kinesis-tables', 'login', ...base],
+    message: /need --kinesis-stream/,
+  },
+  {
+    name: '--kinesis-tables given neither once nor once per stream',
+    args: [
+      '2023-11-05 10:00:00',
+      '2023-11-05 11:00:00',
+      'login',
+      'video_play',
+      ...['--kinesis-stream', 'a', '--kinesis-stream', 'b', '--kinesis-stream', 'c'],
+      ...['--kinesis-tables', 'login', '--kinesis-tables', 'video_play'],
+      ...base,
+    ],
+    message: /given 2 times for 3 stream/,
+  },
+  {
+    name: '--kinesis-tables naming a table not replayed',
+    args: [
+      '2023-11-05 10:00:00',
+      '2023-11-05 11:00:00',
+      'login',
+      '--kinesis-stream',
+      'a',
+      '--kinesis-tables',
+      'chat_message',
+      ...base,
+    ],
+    message: /not replayed here: chat_message/,
+  },
+  {
+    name: '--kinesis-concurrency 0',
+    args: [
+      '2023-11-05 10:00:00',
+      '2023-11-05 11:00:00',
+      'login',
+      '--kinesis-stream',
+      'a',
+      '--kinesis-concurrency',
+      '0',
+      ...base,
+    ],
+    message: /--kinesis-concurrency must be a positive integer/,
+  },
 ];
 
 for (const c of cases) {
