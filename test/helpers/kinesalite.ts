@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createKinesisClient } from '../../worker/output/kinesis.js';
+import { stopChild, waitReady } from './child-server.js';
 import { freePort } from './ports.js';
 
 export interface KinesisTestServer {
@@ -65,10 +66,10 @@ export async function startKinesis(t: TestContext): Promise<KinesisTestServer | 
     port = await freePort();
     const candidate = spawn(process.execPath, [script, JSON.stringify({ port })], { stdio: ['pipe', 'pipe', 'pipe'] });
     try {
-      await waitReady(candidate);
+      await waitReady(candidate, 'kinesalite', START_TIMEOUT_MS);
       child = candidate;
     } catch (err) {
-      await stop(candidate);
+      await stopChild(candidate);
       if (attempt === 3) throw err;
     }
   }
@@ -81,7 +82,7 @@ export async function startKinesis(t: TestContext): Promise<KinesisTestServer | 
   });
   t.after(async () => {
     client.destroy();
-    await stop(server);
+    await stopChild(server);
   });
   return {
     endpoint,
@@ -119,40 +120,4 @@ export async function startKinesis(t: TestContext): Promise<KinesisTestServer | 
       return out;
     },
   };
-}
-
-/** Resolves when the child prints `ready` (it is listening by then). */
-function waitReady(child: ChildProcess): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    let stderr = '';
-    const fail = (why: string) => {
-      clearTimeout(timer);
-      reject(new Error(`kinesalite did not start: ${why}${stderr ? `\n${stderr}` : ''}`));
-    };
-    const timer = setTimeout(() => fail(`no ready message within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
-    child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.stdout?.setEncoding('utf8').on('data', (s: string) => {
-      stdout += s;
-      if (stdout.includes('ready ')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('error', (err) => fail(err.message));
-    child.once('exit', (code, signal) => fail(`exited (code ${code}, signal ${signal})`));
-  });
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const force = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(force);
-      resolve();
-    });
-    child.stdin?.end();
-    child.kill('SIGTERM');
-  });
 }

@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { stopChild, waitReady } from './child-server.js';
 import { freePort } from './ports.js';
 import { scratchDir } from './scratch-dir.js';
 
@@ -50,10 +51,10 @@ export async function startS3Server(t: TestContext, opts: { buckets?: string[] }
       { env: { ...process.env, NODE_OPTIONS: '--openssl-legacy-provider' }, stdio: ['pipe', 'pipe', 'pipe'] },
     );
     try {
-      await waitReady(candidate);
+      await waitReady(candidate, 's3rver', START_TIMEOUT_MS);
       child = candidate;
     } catch (err) {
-      await stop(candidate);
+      await stopChild(candidate);
       if (attempt === 3) {
         rmSync(directory, { recursive: true, force: true });
         throw err;
@@ -72,7 +73,7 @@ export async function startS3Server(t: TestContext, opts: { buckets?: string[] }
   });
   t.after(async () => {
     client.destroy();
-    await stop(server);
+    await stopChild(server);
     rmSync(directory, { recursive: true, force: true });
   });
   return {
@@ -101,40 +102,4 @@ function seedObject(directory: string, bucket: string, key: string, body: Buffer
   writeFileSync(`${base}._S3rver_object`, body);
   writeFileSync(`${base}._S3rver_object.md5`, createHash('md5').update(body).digest('hex'));
   writeFileSync(`${base}._S3rver_metadata.json`, '{}');
-}
-
-/** Resolves when the child prints `ready` (it is listening by then). */
-function waitReady(child: ChildProcess): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    let stderr = '';
-    const fail = (why: string) => {
-      clearTimeout(timer);
-      reject(new Error(`s3rver did not start: ${why}${stderr ? `\n${stderr}` : ''}`));
-    };
-    const timer = setTimeout(() => fail(`no ready message within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
-    child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.stdout?.setEncoding('utf8').on('data', (s: string) => {
-      stdout += s;
-      if (stdout.includes('ready ')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('error', (err) => fail(err.message));
-    child.once('exit', (code, signal) => fail(`exited (code ${code}, signal ${signal})`));
-  });
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const force = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(force);
-      resolve();
-    });
-    child.stdin?.end();
-    child.kill('SIGTERM');
-  });
 }
