@@ -261,16 +261,16 @@ export async function publishFile(args: {
       let text: string;
       let uuid: string;
       try {
-        const [id] = decodeRow(uuidLine);
-        if (!validPartitionKey(id ?? null)) {
-          throw new Error(`uuid ${JSON.stringify(id ?? '')} is not a valid partition key (1..256 characters)`);
-        }
-        uuid = id!;
         const fields = decodeRow(line);
         if (keep && !keep(fields)) {
           outsideWindow++;
           continue;
         }
+        const [id] = decodeRow(uuidLine);
+        if (!validPartitionKey(id ?? null)) {
+          throw new Error(`uuid ${JSON.stringify(id ?? '')} is not a valid partition key (1..256 characters)`);
+        }
+        uuid = id!;
         text = encoder.encode(fields, uuid);
       } catch (err) {
         quarantine.push(quarantineLine(store, fileKey, row, `bad row: ${(err as Error).message}`, line));
