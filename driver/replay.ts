@@ -12,6 +12,7 @@ import type { ObjectStore } from '../worker/store/objectstore.js';
 import type { WrittenFile } from '../worker/output/writers.js';
 import {
   KinesisPublisher,
+  noUuidsMessage,
   type KinesisPublishOptions,
   type TablePublishResult,
 } from '../worker/output/kinesis-publish.js';
@@ -177,6 +178,8 @@ async function replayHoldingLock(
     tables: record?.tables ?? tables,
     // With every table wanted the pre-filter could only cost time.
     prefilter: opts.tables !== 'all',
+    // Kinesis records carry the edge event's uuid, which only the row files' uuid sidecars keep.
+    ...(opts.kinesis ? { rowUuids: true } : {}),
   };
   // From the settings the tasks carry, so the record describes what the workers are given.
   const digest = await driverTransformDigest(settings, schemas, log);
@@ -259,6 +262,8 @@ async function replayHoldingLock(
   if (!(await output.exists(runRecordKey(opts.runtag)))) await writeJson(output, runRecordKey(opts.runtag), record);
   const manifests = new Map<string, SuccessManifest>();
   await loadSuccessManifests(output, opts.runtag, record, manifests);
+  // Partitions transformed earlier without uuids: refused before transforming the rest.
+  if (opts.kinesis) refuseFilesWithoutUuids(opts.kinesis, manifests, output, opts.runtag);
   if (!opts.skipTransform) {
     const todo = tasks.filter((t) => !manifests.has(t.partition.id));
     if (todo.length < tasks.length) log.info(`${tasks.length - todo.length} partition(s) already done, resuming`);
@@ -287,6 +292,8 @@ async function replayHoldingLock(
     );
   }
   checkManifestDigests({ ...record, transform: digest }, manifests, opts.runtag);
+  // Before anything is loaded: publishing needs every published table's uuids.
+  if (opts.kinesis) refuseFilesWithoutUuids(opts.kinesis, manifests, output, opts.runtag);
   const counts = emptyCounts();
   const damagedInputs: DamagedInput[] = [];
   for (const p of record.partitions) {
@@ -413,6 +420,28 @@ async function replayHoldingLock(
   if (bad.length) say(`${bad.length} of ${loads.length} table(s) not loaded; they were left as they were`);
   const publishFailed = published ? reportPublishing(published, opts.runtag, say, log) : false;
   return { ...result(bad.length || publishFailed ? 1 : 0, loads), published };
+}
+
+/**
+ * Throws when a row file of a table that goes to a stream has no uuid sidecar
+ * (its partition was transformed without --kinesis-stream): its rows could not
+ * be published with their events' uuids.
+ */
+function refuseFilesWithoutUuids(
+  kinesis: KinesisPublishOptions,
+  manifests: ReadonlyMap<string, SuccessManifest>,
+  output: ObjectStore,
+  runtag: string,
+): void {
+  const published = (table: string): boolean =>
+    kinesis.targets.some((t) => t.tables === null || t.tables.includes(table));
+  const without: string[] = [];
+  for (const m of manifests.values()) {
+    for (const f of m.files) {
+      if (f.kind === 'rows' && f.uuids === undefined && published(f.event ?? '')) without.push(output.urlOf(f.key));
+    }
+  }
+  if (without.length) throw new UsageError(noUuidsMessage(runtag, without.sort()));
 }
 
 function describeKinesis(k: KinesisPublishOptions): string {

@@ -27,7 +27,7 @@ import { gzipSync } from 'node:zlib';
 import { CreateStreamCommand, PutRecordsCommand, type PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../worker/output/kinesis.js';
 import { KinesisPublisher } from '../worker/output/kinesis-publish.js';
-import { RecordEncoder, rowUuid } from '../worker/output/kinesis-record.js';
+import { RecordEncoder } from '../worker/output/kinesis-record.js';
 import { encodeRow } from '../worker/output/tsv.js';
 import { LocalStore } from '../worker/store/local.js';
 import { parseTableConfig, type TableSchema } from '../worker/transform/schema.js';
@@ -64,22 +64,34 @@ function loginRow(i: number): (string | null)[] {
   ];
 }
 
+/** The edge event's uuid of row i (as a uuid sidecar holds it). */
+function eventUuid(i: number): string {
+  const h = (i * 2654435761) >>> 0;
+  return `${h.toString(16).padStart(8, '0')}-0bad-4c0f-8e1d-${String(i).padStart(12, '0')}`;
+}
+
 function fileKey(f: number): string {
   return `${RUNTAG}/login/v0/p${String(f).padStart(5, '0')}-bench-00000.tsv.gz`;
 }
 
 /** The row files (cached by row and file count), written as the transform writes them. */
 function ensureRows(dir: string, rows: number, files: number): void {
-  const done = join(dir, 'complete');
+  // With the uuid sidecars (a cache from before them lacks them).
+  const done = join(dir, 'complete-with-uuids');
   if (existsSync(done)) return;
   rmSync(dir, { recursive: true, force: true });
   const per = Math.ceil(rows / files);
   for (let f = 0; f < files; f++) {
     const parts: string[] = [];
-    for (let i = f * per; i < Math.min(rows, (f + 1) * per); i++) parts.push(encodeRow(loginRow(i)));
+    const uuids: string[] = [];
+    for (let i = f * per; i < Math.min(rows, (f + 1) * per); i++) {
+      parts.push(encodeRow(loginRow(i)));
+      uuids.push(eventUuid(i) + '\n');
+    }
     const path = join(dir, ...fileKey(f).split('/'));
     mkdirSync(join(path, '..'), { recursive: true });
     writeFileSync(path, gzipSync(Buffer.from(parts.join(''), 'utf8'), { level: 1 }));
+    writeFileSync(`${path}.uuids.gz`, gzipSync(Buffer.from(uuids.join(''), 'utf8'), { level: 1 }));
   }
   writeFileSync(done, '');
 }
@@ -107,7 +119,7 @@ async function childCeiling(endpoint: string, rows: number, concurrency: number)
   for (let b = 0; b < 40; b++) {
     const batch: PutRecordsRequestEntry[] = [];
     for (let i = b * 500; i < (b + 1) * 500; i++) {
-      const uuid = rowUuid(fileKey(0), i);
+      const uuid = eventUuid(i);
       batch.push({ Data: Buffer.from(encoder.encode(loginRow(i), uuid)), PartitionKey: uuid });
     }
     pool.push(batch);
@@ -154,7 +166,7 @@ async function childPublish(
     replay: true,
     schemas: [loginSchema()],
     table: 'login',
-    files: Array.from({ length: files }, (_, f) => ({ key: fileKey(f) })),
+    files: Array.from({ length: files }, (_, f) => ({ key: fileKey(f), uuids: `${fileKey(f)}.uuids.gz` })),
   });
   const secs = Number(process.hrtime.bigint() - started) / 1e9;
   publisher.close();

@@ -7,7 +7,7 @@
  * streams, the n-th applies to the n-th stream.
  */
 import type { Argv } from 'yargs';
-import { DEFAULT_KINESIS_CONCURRENCY } from '../../worker/output/kinesis.js';
+import { DEFAULT_KINESIS_CONCURRENCY } from '../../worker/output/kinesis-limits.js';
 import { STREAM_NAME, type KinesisPublishOptions } from '../../worker/output/kinesis-publish.js';
 import { UsageError } from './errors.js';
 

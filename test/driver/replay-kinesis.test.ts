@@ -6,11 +6,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { gunzipSync } from 'node:zlib';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isLosslessNumber, parse as parseLossless } from 'lossless-json';
 import type { PublishCheckpoint } from '../../worker/output/kinesis-publish.js';
-import { rowUuid } from '../../worker/output/kinesis-record.js';
+import { decodeRow } from '../../worker/output/tsv.js';
+import { edgeRowUuids } from '../helpers/edge-uuids.js';
 import { startKinesis, type KinesisTestServer, type StreamRecord } from '../helpers/kinesalite.js';
 import { startKinesisProxy } from '../helpers/kinesis-proxy.js';
 import { DEMO_CONFIG, SPADE, startReplayWorld, type ReplayWorld } from '../helpers/replay-env.js';
@@ -55,6 +57,15 @@ function recordRows(w: ReplayWorld, records: Published[], table: string): string
     .filter((r) => r.table === table)
     .map((r) => JSON.stringify(cols.map((c) => asText(r.columns[c]))))
     .sort();
+}
+
+/** The uuids in a row file's sidecar, in row order. */
+async function sidecarUuids(w: ReplayWorld, rowKey: string): Promise<string[]> {
+  const text = gunzipSync(await w.out.readBytes(`${rowKey}.uuids.gz`)).toString('utf8');
+  return text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => decodeRow(l)[0]!);
 }
 
 async function checkpoints(w: ReplayWorld, runtag: string, stream: string): Promise<PublishCheckpoint[]> {
@@ -107,6 +118,16 @@ test('replay publishing to Kinesis', async (t0) => {
       'partition key is the uuid',
     );
     assert.equal(new Set(records.map((r) => `${r.table}/${r.uuid}`)).size, records.length, 'no duplicates');
+    // Each record carries its edge event's uuid (with the event's time, so a uuid is matched to its row).
+    assert.deepEqual(
+      records.map((r) => `${r.table}|${r.uuid}|${asText(r.columns.time)}`).sort(),
+      await edgeRowUuids(w.edge, DEMO_CONFIG, {
+        tables: TABLES,
+        keep: (e) => e.columns.time != null && e.columns.time >= START && e.columns.time <= END,
+        describe: (e) => e.columns.time!,
+      }),
+      'uuids are the edge events’ uuids',
+    );
     for (const table of TABLES) {
       const expected = await tableRows(w, table);
       assert.ok(expected.length > 50, `${table} has rows in the window`);
@@ -220,8 +241,10 @@ test('replay publishing to Kinesis', async (t0) => {
     // Files checkpointed before the kill: each published row exactly once.
     let early = 0;
     for (const cp of before) {
-      for (let i = 0; i < cp.rows; i++) {
-        const n = counts.get(rowUuid(cp.key, i));
+      const uuids = await sidecarUuids(w, cp.key);
+      assert.equal(uuids.length, cp.rows, `a uuid per row of ${cp.key}`);
+      for (const [i, uuid] of uuids.entries()) {
+        const n = counts.get(uuid);
         if (n === undefined) continue; // outside the window
         assert.equal(n, 1, `${cp.key} row ${i} published once`);
         early++;
@@ -254,6 +277,34 @@ test('replay publishing to Kinesis', async (t0) => {
       assert.equal(load.code, 0, load.stderr);
       assert.match(load.stdout, new RegExp(`transformonly\\s+video_play\\s+published\\s+0\\s+${files}\\s+0\\s`));
       assert.equal((await kinesis.readAll('transformonly')).length, published.length);
+    },
+  );
+  await t0.test(
+    'a run transformed without --kinesis-stream is refused with --skip-transform --kinesis-stream, before loading',
+    async (t) => {
+      if (!world || !kinesis) return t.skip('needs the first test');
+      const w = world;
+      await kinesis.createStream('late', 1);
+      const first = await w.replay([START, END, 'video_play', '--runtag', 'k5', '--skip-ace-upload']);
+      assert.equal(first.code, 0, first.stderr);
+      await w.query(`DELETE FROM physical.video_play`);
+      const res = await w.replay([
+        START,
+        END,
+        'video_play',
+        '--runtag',
+        'k5',
+        '--skip-transform',
+        '--kinesis-stream',
+        'late',
+        '--kinesis-endpoint',
+        kinesis.endpoint,
+      ]);
+      assert.notEqual(res.code, 0);
+      assert.match(res.stderr, /runtag k5 was transformed without uuids/);
+      assert.match(res.stderr, /re-run the transform under a new --runtag with --kinesis-stream/);
+      assert.deepEqual(await w.query(`SELECT 1 FROM physical.video_play`), [], 'nothing was loaded');
+      assert.deepEqual(await kinesis.readAll('late'), []);
     },
   );
 });

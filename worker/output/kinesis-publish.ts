@@ -13,26 +13,25 @@
  * published again whole, so its rows may reach the stream twice, with the same
  * `uuid`.
  *
- * A record over 1 MiB (Kinesis' limit) and a row that cannot be decoded are
- * not sent; each is written, with the reason, to
+ * Each record's uuid and partition key is the edge event's uuid, read from the
+ * row file's uuid sidecar in lockstep with its rows (WrittenFile.uuids); a
+ * file without one is refused (its run was transformed without uuids).
+ *
+ * A record over 1 MiB (Kinesis' limit), a row that cannot be decoded and a
+ * row whose uuid is no valid partition key (1..256 characters) are not sent; each is written, with the reason, to
  * `<runtag>/_kinesis/<stream>/_quarantine/<event>/v<version>/<file>.jsonl`
  * (JSON lines `{"source","row","reason","bytes","record"}`) and counted.
  */
+import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { DescribeStreamSummaryCommand, type KinesisClient, type PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
+import type { KinesisClient, PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
 import type { ObjectStore } from '../store/objectstore.js';
 import type { TableSchema } from '../transform/schema.js';
-import {
-  createKinesisClient,
-  KinesisSender,
-  MAX_BATCH_BYTES,
-  MAX_BATCH_RECORDS,
-  MAX_RECORD_BYTES,
-  type BatchStats,
-  type KinesisConnection,
-  type SenderOptions,
-} from './kinesis.js';
-import { RecordEncoder, rowUuid } from './kinesis-record.js';
+// Types only from kinesis.ts: it loads the AWS SDK, which KinesisPublisher.open imports on first use
+// (every CLI start imports this module, and most runs publish nothing).
+import type { BatchStats, KinesisSender, SenderOptions } from './kinesis.js';
+import { MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RECORD_BYTES, type KinesisConnection } from './kinesis-limits.js';
+import { RecordEncoder } from './kinesis-record.js';
 import { decodeRow } from './tsv.js';
 
 /** One stream and the tables it gets (null: every table published). */
@@ -54,6 +53,21 @@ export interface KinesisPublishOptions extends KinesisConnection {
 export interface RowFile {
   key: string;
   version?: number;
+  /** Its uuid sidecar (WrittenFile.uuids); a file without one cannot be published. */
+  uuids?: string;
+}
+
+/**
+ * Why files without a uuid sidecar cannot be published, and what to do: the
+ * run was transformed without --kinesis-stream, and row files do not carry the
+ * edge event's uuid, which every record must.
+ */
+export function noUuidsMessage(runtag: string, files: readonly string[]): string {
+  const some = files.slice(0, 3).join(', ') + (files.length > 3 ? `, ... (${files.length} files)` : '');
+  return (
+    `runtag ${runtag} was transformed without uuids (no uuid sidecar for ${some}), so its rows cannot be ` +
+    `published to Kinesis; re-run the transform under a new --runtag with --kinesis-stream`
+  );
 }
 
 /** What publishing one table to one stream did. */
@@ -103,32 +117,84 @@ export const quarantineKey = (runtag: string, stream: string, fileKey: string): 
 
 const BACKSLASH = 0x5c;
 
-/** The rows of a gzip row file: split at LFs that are not escaped (tsv.ts writes an escaped LF as `\` + LF). */
-async function* rowsOf(store: ObjectStore, key: string): AsyncGenerator<string> {
-  const gunzip = createGunzip();
-  const source = await store.read(key);
-  source.on('error', (err) => gunzip.destroy(err));
-  source.pipe(gunzip);
-  gunzip.setEncoding('utf8');
-  let carry = '';
-  try {
-    for await (const chunk of gunzip as AsyncIterable<string>) {
-      const text = carry + chunk;
-      let rowStart = 0;
+/**
+ * The lines of a gzip file in the row format (tsv.ts writes an escaped LF as
+ * `\` + LF, which does not end a line), a decompressed chunk at a time:
+ * `take()` gives the next line without awaiting while the chunk lasts, so a
+ * row file and its uuid sidecar are read in lockstep at the cost of one
+ * reader, with memory bounded by a chunk each.
+ */
+class GzipLines {
+  private lines: string[] = [];
+  private next = 0;
+  private carry = '';
+  private ended = false;
+  private readonly chunks: AsyncIterator<string>;
+
+  private constructor(
+    private readonly source: Readable,
+    gunzip: AsyncIterable<string>,
+  ) {
+    this.chunks = gunzip[Symbol.asyncIterator]();
+  }
+
+  static async open(store: ObjectStore, key: string): Promise<GzipLines> {
+    const gunzip = createGunzip();
+    const source = await store.read(key);
+    source.on('error', (err) => gunzip.destroy(err));
+    source.pipe(gunzip);
+    gunzip.setEncoding('utf8');
+    return new GzipLines(source, gunzip as AsyncIterable<string>);
+  }
+
+  /** The next line, or undefined when the lines read so far are used up (then `fill()`). */
+  take(): string | undefined {
+    return this.next < this.lines.length ? this.lines[this.next++] : undefined;
+  }
+
+  /** Reads until at least one more line is there; false at the end of the file. */
+  async fill(): Promise<boolean> {
+    this.lines = [];
+    this.next = 0;
+    while (this.lines.length === 0) {
+      if (this.ended) return false;
+      const r = await this.chunks.next();
+      if (r.done) {
+        this.ended = true;
+        if (this.carry !== '') this.lines.push(this.carry); // a last line without its LF
+        this.carry = '';
+        continue;
+      }
+      const text = this.carry + r.value;
+      let lineStart = 0;
       for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) {
         let backslashes = 0;
-        for (let j = i - 1; j >= rowStart && text.charCodeAt(j) === BACKSLASH; j--) backslashes++;
+        for (let j = i - 1; j >= lineStart && text.charCodeAt(j) === BACKSLASH; j--) backslashes++;
         if (backslashes % 2 === 1) continue;
-        yield text.slice(rowStart, i);
-        rowStart = i + 1;
+        this.lines.push(text.slice(lineStart, i));
+        lineStart = i + 1;
       }
-      carry = text.slice(rowStart);
+      this.carry = text.slice(lineStart);
     }
-  } finally {
-    // Also when the consumer stops early (a failed batch): the source is not left open.
-    source.destroy();
+    return true;
   }
-  if (carry !== '') yield carry; // a last row without its LF
+
+  /** The next line, reading on when needed; undefined at the end of the file. */
+  async read(): Promise<string | undefined> {
+    const line = this.take();
+    if (line !== undefined || !(await this.fill())) return line;
+    return this.take();
+  }
+
+  /** Also when the reader stops early (a failed batch): the source is not left open. */
+  close(): void {
+    this.source.destroy();
+  }
+}
+
+/** Kinesis partition keys are 1..256 Unicode characters. */
+function validPartitionKey(uuid: string | null): uuid is string {
+  return uuid !== null && uuid.length >= 1 && (uuid.length <= 256 || [...uuid].length <= 256);
 }
 
 interface FileOutcome {
@@ -146,10 +212,12 @@ export async function publishFile(args: {
   encoder: RecordEncoder;
   runtag: string;
   fileKey: string;
+  /** The file's uuid sidecar (WrittenFile.uuids): the edge events' uuids, one line per row. */
+  uuidsKey: string;
   /** Rows for which this is false are not published (counted as outside the window). */
   keep?: (fields: readonly (string | null)[]) => boolean;
 }): Promise<FileOutcome> {
-  const { store, sender, encoder, runtag, fileKey, keep } = args;
+  const { store, sender, encoder, runtag, fileKey, uuidsKey, keep } = args;
   const stream = sender.stream;
   const cpKey = checkpointKey(runtag, stream, fileKey);
   if (await store.exists(cpKey)) {
@@ -173,31 +241,58 @@ export async function publishFile(args: {
     batch = [];
     batchBytes = 0;
   };
-  for await (const line of rowsOf(store, fileKey)) {
-    const row = index++;
-    const uuid = rowUuid(fileKey, row);
-    let text: string;
-    try {
-      const fields = decodeRow(line);
-      if (keep && !keep(fields)) {
-        outsideWindow++;
+  const rows = await GzipLines.open(store, fileKey);
+  let uuids: GzipLines | null = null;
+  try {
+    uuids = await GzipLines.open(store, uuidsKey);
+    for (;;) {
+      let line = rows.take();
+      if (line === undefined) {
+        if (!(await rows.fill())) break;
+        line = rows.take()!;
+      }
+      const row = index++;
+      const uuidLine = uuids.take() ?? (await uuids.read());
+      if (uuidLine === undefined) {
+        throw new Error(
+          `${store.urlOf(uuidsKey)} ends at line ${row}, before row ${row + 1} of ${store.urlOf(fileKey)}`,
+        );
+      }
+      let text: string;
+      let uuid: string;
+      try {
+        const fields = decodeRow(line);
+        if (keep && !keep(fields)) {
+          outsideWindow++;
+          continue;
+        }
+        const [id] = decodeRow(uuidLine);
+        if (!validPartitionKey(id ?? null)) {
+          throw new Error(`uuid ${JSON.stringify(id ?? '')} is not a valid partition key (1..256 characters)`);
+        }
+        uuid = id!;
+        text = encoder.encode(fields, uuid);
+      } catch (err) {
+        quarantine.push(quarantineLine(store, fileKey, row, `bad row: ${(err as Error).message}`, line));
         continue;
       }
-      text = encoder.encode(fields, uuid);
-    } catch (err) {
-      quarantine.push(quarantineLine(store, fileKey, row, `bad row: ${(err as Error).message}`, line));
-      continue;
+      const data = Buffer.from(text, 'utf8');
+      const size = data.length + Buffer.byteLength(uuid, 'utf8');
+      if (size > MAX_RECORD_BYTES) {
+        quarantine.push(quarantineLine(store, fileKey, row, `record of ${size} bytes is over the 1 MiB limit`, text));
+        continue;
+      }
+      if (batch.length === MAX_BATCH_RECORDS || batchBytes + size > MAX_BATCH_BYTES) await flush();
+      batch.push({ Data: data, PartitionKey: uuid });
+      batchBytes += size;
+      records++;
     }
-    const data = Buffer.from(text, 'utf8');
-    const size = data.length + uuid.length;
-    if (size > MAX_RECORD_BYTES) {
-      quarantine.push(quarantineLine(store, fileKey, row, `record of ${size} bytes is over the 1 MiB limit`, text));
-      continue;
+    if ((await uuids.read()) !== undefined) {
+      throw new Error(`${store.urlOf(uuidsKey)} has more lines than the ${index} row(s) of ${store.urlOf(fileKey)}`);
     }
-    if (batch.length === MAX_BATCH_RECORDS || batchBytes + size > MAX_BATCH_BYTES) await flush();
-    batch.push({ Data: data, PartitionKey: uuid });
-    batchBytes += size;
-    records++;
+  } finally {
+    rows.close();
+    uuids?.close();
   }
   await flush();
   let retriedEntries = 0;
@@ -230,23 +325,16 @@ function quarantineLine(store: ObjectStore, key: string, row: number, reason: st
 export class KinesisPublisher {
   /** Records acknowledged so far, all streams (for progress displays). */
   published = 0;
-  private readonly senders = new Map<string, KinesisSender>();
 
   private constructor(
     private readonly client: KinesisClient,
     readonly targets: KinesisTarget[],
-    senderOpts: SenderOptions,
-  ) {
-    for (const t of targets) {
-      this.senders.set(
-        t.stream,
-        new KinesisSender(client, t.stream, { ...senderOpts, onPublished: (n) => (this.published += n) }),
-      );
-    }
-  }
+    private readonly senders: Map<string, KinesisSender>,
+  ) {}
 
-  /** Connects and checks that every stream exists, so a typo fails before any work is done. */
+  /** Loads the SDK, connects and checks that every stream exists, so a typo fails before any work is done. */
   static async open(opts: KinesisPublishOptions): Promise<KinesisPublisher> {
+    const { createKinesisClient, describeStream, KinesisSender } = await import('./kinesis.js');
     const client = createKinesisClient(opts);
     const where =
       opts.endpoint ??
@@ -254,7 +342,7 @@ export class KinesisPublisher {
     try {
       for (const t of opts.targets) {
         try {
-          await client.send(new DescribeStreamSummaryCommand({ StreamName: t.stream }));
+          await describeStream(client, t.stream);
         } catch (err) {
           const e = err as { name?: string; message?: string };
           throw new Error(`Kinesis stream ${t.stream} (${where}): ${e.name ?? 'Error'}: ${e.message ?? ''}`, {
@@ -266,11 +354,16 @@ export class KinesisPublisher {
       client.destroy();
       throw err;
     }
-    return new KinesisPublisher(client, opts.targets, {
+    const senders = new Map<string, KinesisSender>();
+    const publisher = new KinesisPublisher(client, opts.targets, senders);
+    const senderOpts: SenderOptions = {
       concurrency: opts.concurrency,
       baseDelayMs: opts.baseDelayMs,
       maxDelayMs: opts.maxDelayMs,
-    });
+      onPublished: (n) => (publisher.published += n),
+    };
+    for (const t of opts.targets) senders.set(t.stream, new KinesisSender(client, t.stream, senderOpts));
+    return publisher;
   }
 
   /** The streams that get `table`. */
@@ -313,12 +406,14 @@ export class KinesisPublisher {
             const version = f.version ?? versionOfKey(f.key);
             const schema = schemas.find((s) => s.event === table && s.version === version);
             if (!schema) throw new Error(`no schema for table ${table} version ${version} in the config`);
+            if (f.uuids === undefined) throw new Error(noUuidsMessage(runtag, [store.urlOf(f.key)]));
             const out = await publishFile({
               store,
               sender,
               encoder: new RecordEncoder(schema, runtag, replay),
               runtag,
               fileKey: f.key,
+              uuidsKey: f.uuids,
               keep: window ? insideWindow(schema, window) : undefined,
             });
             if (out.alreadyPublished) {

@@ -13,13 +13,13 @@
  * The JSON text is built here rather than with JSON.stringify of an object for
  * that reason.
  *
- * `uuid`: the row files do not carry the edge event's uuid, so each record
- * gets a stable id derived from the committed file's key and the row's index
- * in it (a name-based UUID, version 5 layout): re-publishing a file after a
- * crash gives each of its rows the same id, so consumers dedupe on
- * `uuid` + `table`.
+ * `uuid`: the edge event's uuid (an event of a multi-event line gets
+ * `<uuid>-<index>`, as everywhere else), read from the row file's uuid
+ * sidecar (writers.ts, WrittenFile.uuids); it is also the partition key. A
+ * consumer matches a replayed row to the live event by it, and dedupes on
+ * `uuid` + `table` (a file re-published after a crash repeats its records
+ * with the same uuids).
  */
-import { createHash } from 'node:crypto';
 import type { TableSchema } from '../transform/schema.js';
 
 type JsonKind = 'number' | 'bool' | 'string';
@@ -65,7 +65,8 @@ export class RecordEncoder {
     if (fields.length !== n) {
       throw new Error(`row has ${fields.length} field(s), table ${this.schema.event} v${this.schema.version} has ${n}`);
     }
-    let out = this.head + '"' + uuid + '","columns":{';
+    // JSON.stringify: an edge uuid is any string the edge accepted.
+    let out = this.head + JSON.stringify(uuid) + ',"columns":{';
     for (let i = 0; i < n; i++) {
       if (i > 0) out += ',';
       out += this.names[i]!;
@@ -78,13 +79,4 @@ export class RecordEncoder {
     }
     return out + '}}';
   }
-}
-
-/** The stable id of row `index` (0-based) of the committed file `fileKey`: UUID layout, version 5 bits. */
-export function rowUuid(fileKey: string, index: number): string {
-  const h = createHash('sha1').update(fileKey).update('#').update(String(index)).digest();
-  h[6] = (h[6]! & 0x0f) | 0x50;
-  h[8] = (h[8]! & 0x3f) | 0x80;
-  const x = h.toString('hex', 0, 16);
-  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }

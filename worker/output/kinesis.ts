@@ -16,23 +16,17 @@
  * `concurrency` batches are in flight at once per stream (a shared slot count:
  * every table published to the stream competes for the same slots).
  */
-import { KinesisClient, PutRecordsCommand, type PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
+import {
+  DescribeStreamSummaryCommand,
+  KinesisClient,
+  PutRecordsCommand,
+  type PutRecordsRequestEntry,
+} from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { KinesisConnection } from './kinesis-limits.js';
 
-export const MAX_BATCH_RECORDS = 500;
-export const MAX_BATCH_BYTES = 5 * 1024 * 1024;
-/** Data plus partition key of one record. */
-export const MAX_RECORD_BYTES = 1024 * 1024;
-export const DEFAULT_KINESIS_CONCURRENCY = 4;
-
-export interface KinesisConnection {
-  /** Default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1. */
-  region?: string;
-  /** e.g. http://127.0.0.1:4567 for kinesalite; default: the region's AWS endpoint. */
-  endpoint?: string;
-  /** Default: the AWS default credential chain. */
-  credentials?: { accessKeyId: string; secretAccessKey: string };
-}
+// This module loads the SDK: import it only where records are sent (kinesis-publish.ts loads it on first use).
+export * from './kinesis-limits.js';
 
 /**
  * A client on HTTP/1.1 (the SDK's Kinesis client defaults to HTTP/2, which only
@@ -212,4 +206,9 @@ export class KinesisSender {
     }
     return stats;
   }
+}
+
+/** Fails, naming the stream, when it does not exist (or cannot be described). */
+export async function describeStream(client: KinesisClient, stream: string): Promise<void> {
+  await client.send(new DescribeStreamSummaryCommand({ StreamName: stream }));
 }

@@ -52,7 +52,7 @@ import { pipeline } from 'node:stream/promises';
 import { byKey, type ObjectStore } from '../store/objectstore.js';
 import { ExactInteger } from '../transform/values.js';
 import { ChunkedGzip } from './chunked-gzip.js';
-import { encodeRowText } from './tsv.js';
+import { encodeField, encodeRowText } from './tsv.js';
 
 /** Ends every row and JSON line (written as a byte: see appendLine). */
 const LF = 0x0a;
@@ -69,7 +69,17 @@ export interface WrittenFile {
   /** Compressed size, as reported by the store. */
   bytes: number;
   uncompressedBytes: number;
+  /**
+   * For kind 'rows', when the writer was asked for `rowUuids`: the key of the
+   * file's uuid sidecar (`<key>.uuids.gz`), one line per row of this file in
+   * the same order, the edge event's uuid as a TSV field (tsv.ts escaping).
+   * Not a row file: it is never loaded, only read by the Kinesis publisher.
+   */
+  uuids?: string;
 }
+
+/** The uuid sidecar of a row file: the row file's key plus this. */
+export const UUIDS_SUFFIX = '.uuids.gz';
 
 export interface OutputWritersOptions {
   store: ObjectStore;
@@ -97,6 +107,12 @@ export interface OutputWritersOptions {
   spoolDir?: string;
   /** When spooling: files uploaded at the same time. Default 2. */
   maxConcurrentUploads?: number;
+  /**
+   * Write a uuid sidecar next to each row file (see WrittenFile.uuids): rows
+   * must then be written with their event's uuid. Only runs that publish to
+   * Kinesis ask for it; others write no sidecar and pay nothing.
+   */
+  rowUuids?: boolean;
 }
 
 export interface QuarantineRecord {
@@ -109,7 +125,8 @@ export interface QuarantineRecord {
 
 /** A handle on one (event, version) table's rows; resolve it once per schema and skip the lookup per row. */
 export interface TableRowWriter {
-  writeRow(fields: readonly (string | null)[]): void;
+  /** `uuid`: the event's uuid, required when the writer writes uuid sidecars. */
+  writeRow(fields: readonly (string | null)[], uuid?: string): void;
 }
 
 export const DEFAULT_ROTATE_BYTES = 256 * 1024 * 1024;
@@ -139,6 +156,8 @@ interface FileMeta {
   kind: WrittenFile['kind'];
   event?: string;
   version?: number;
+  /** A row file's uuid sidecar: reported on its row file's entry, not as a file of its own. */
+  sidecar?: true;
 }
 
 /** One file being written: its compressed bytes stream into the store's upload (or the spool). */
@@ -296,6 +315,8 @@ class Spool {
 class Uploads {
   readonly live = new Set<Part>();
   readonly written: WrittenFile[] = [];
+  /** Uploaded uuid sidecars: key -> rows. */
+  readonly sidecars = new Map<string, number>();
   failure: Error | null = null;
   overLimit = false;
   private readonly settled: Promise<void>[] = [];
@@ -335,6 +356,10 @@ class Uploads {
       upload
         .then(
           (res) => {
+            if (meta.sidecar) {
+              this.sidecars.set(key, part.rows);
+              return;
+            }
             this.written.push({
               key,
               ...meta,
@@ -479,10 +504,29 @@ class FileSeries implements TableRowWriter {
     private readonly meta: FileMeta,
     /** Bytes the writer's buffers may still grow by, shared by its series. */
     private readonly growth: { spare: number },
+    /**
+     * The row files' uuid sidecar series: never rotates by itself (its
+     * rotateBytes is infinite), it ends its file whenever this series does, so
+     * both have the same seq and the same rows.
+     */
+    readonly uuids: FileSeries | null = null,
   ) {}
 
-  writeRow(fields: readonly (string | null)[]): void {
-    this.appendLine(encodeRowText(fields));
+  writeRow(fields: readonly (string | null)[], uuid?: string): void {
+    this.appendRow(encodeRowText(fields), uuid);
+  }
+
+  /**
+   * A row and, with a sidecar, its uuid (first: appending the row may rotate
+   * both files, and the uuid must go into the file that gets the row).
+   */
+  appendRow(text: string, uuid: string | undefined): void {
+    if (this.uuids !== null) {
+      if (uuid === undefined) throw new Error(`OutputWriters: a row of ${this.keyStem}* was written without its uuid`);
+      // encodeField returns the uuid itself when it needs no escaping (always, for real uuids).
+      this.uuids.appendLine(encodeField(uuid));
+    }
+    this.appendLine(text);
   }
 
   /**
@@ -577,6 +621,7 @@ class FileSeries implements TableRowWriter {
     this.part = null;
     this.fileBytes = 0;
     this.seq++;
+    this.uuids?.finish();
   }
 }
 
@@ -594,6 +639,7 @@ export class OutputWriters {
   private readonly keyRoot: string;
   private readonly fileTag: string;
   private readonly rotateBytes: number;
+  private readonly rowUuids: boolean;
   private readonly tables = new Map<string, Map<number, FileSeries>>();
   private readonly allSeries: FileSeries[] = [];
   /** How much all row buffers together may still grow (FileSeries.nextBuffer). */
@@ -630,6 +676,7 @@ export class OutputWriters {
     this.keyRoot = root === '' ? '' : `${root}/`;
     this.fileTag = fileTag;
     this.rotateBytes = rotateBytes;
+    this.rowUuids = opts.rowUuids ?? false;
     this.uploads = new Uploads(
       store,
       gzipLevel,
@@ -643,12 +690,13 @@ export class OutputWriters {
     return this.seriesFor(event, version);
   }
 
-  /** Hot path: appends one row to the (event, version) table's output. */
+  /** Hot path: appends one row to the (event, version) table's output; `uuid` is required with `rowUuids`. */
   writeRow(
     event: string,
     version: number,
     fields: readonly (string | null)[],
     plainColumns?: readonly boolean[],
+    uuid?: string,
   ): void {
     let series = this.lastSeries;
     if (series === null || event !== this.lastEvent || version !== this.lastVersion) {
@@ -657,7 +705,7 @@ export class OutputWriters {
       this.lastEvent = event;
       this.lastVersion = version;
     }
-    series.appendLine(encodeRowText(fields, plainColumns));
+    series.appendRow(encodeRowText(fields, plainColumns), uuid);
   }
 
   /**
@@ -718,7 +766,21 @@ export class OutputWriters {
     }
     await this.uploads.settleAll();
     if (this.uploads.failure) throw this.uploads.failure;
+    if (this.rowUuids) this.attachSidecars();
     return [...this.uploads.written].sort(byKey);
+  }
+
+  /** Names each row file's uuid sidecar on its entry, after checking they hold the same number of rows. */
+  private attachSidecars(): void {
+    const { written, sidecars } = this.uploads;
+    for (const f of written) {
+      if (f.kind !== 'rows') continue;
+      const key = f.key + UUIDS_SUFFIX;
+      const rows = sidecars.get(key);
+      // Cannot happen (both files end together); a sidecar that does not match its rows must never be used.
+      if (rows !== f.rows) throw new Error(`OutputWriters: ${key} holds ${rows ?? 'no'} uuid(s) for ${f.rows} row(s)`);
+      f.uuids = key;
+    }
   }
 
   /** Drops buffered rows and cancels unfinished uploads (no partial file is left). Never rejects. */
@@ -739,7 +801,11 @@ export class OutputWriters {
     if (!EVENT_NAME.test(event)) throw new Error(`OutputWriters: bad event name ${JSON.stringify(event)}`);
     if (!Number.isSafeInteger(version) || version < 0)
       throw new Error(`OutputWriters: bad schema version ${version} for event ${event}`);
-    series = this.newSeries(`${event}/v${version}/`, '.tsv.gz', { kind: 'rows', event, version });
+    const dir = `${event}/v${version}/`;
+    const uuids = this.rowUuids
+      ? this.newSeries(dir, `.tsv.gz${UUIDS_SUFFIX}`, { kind: 'rows', event, version, sidecar: true }, null, Infinity)
+      : null;
+    series = this.newSeries(dir, '.tsv.gz', { kind: 'rows', event, version }, uuids);
     if (!versions) {
       versions = new Map();
       this.tables.set(event, versions);
@@ -748,15 +814,22 @@ export class OutputWriters {
     return series;
   }
 
-  private newSeries(dir: string, suffix: string, meta: FileMeta): FileSeries {
+  private newSeries(
+    dir: string,
+    suffix: string,
+    meta: FileMeta,
+    uuids: FileSeries | null = null,
+    rotateBytes = this.rotateBytes,
+  ): FileSeries {
     if (this.state !== 'open') throw new Error(`OutputWriters: write to ${dir} after close() or abort()`);
     const series = new FileSeries(
       this.uploads,
-      this.rotateBytes,
+      rotateBytes,
       `${this.keyRoot}${dir}${this.fileTag}-`,
       suffix,
       meta,
       this.chunkGrowth,
+      uuids,
     );
     this.allSeries.push(series);
     return series;

@@ -94,6 +94,7 @@ export default async function runTask(task: TransformTask): Promise<TaskResult> 
     fileTag: task.output.fileTag,
     rotateBytes: task.output.rotateBytes,
     gzipLevel: task.output.gzipLevel,
+    rowUuids: task.settings.rowUuids,
   });
   const processor = new EventProcessor(prepared.processorOptions, writers);
   const inputErrors: TaskResult['inputErrors'] = [];

@@ -53,6 +53,8 @@ export interface BatchOptions {
   mode: SpoolRecord['mode'];
   rotateBytes: number;
   processorOptions: ProcessorOptions;
+  /** Write uuid sidecars next to the row files (OutputWriters' `rowUuids`). */
+  rowUuids?: boolean;
   now?: number;
 }
 
@@ -100,6 +102,7 @@ export class Batch {
       rotateBytes: opts.rotateBytes,
       spool: true,
       spoolDir: this.spoolDir,
+      rowUuids: opts.rowUuids,
     });
     this.processor = new EventProcessor(opts.processorOptions, this.writers);
   }

@@ -148,7 +148,7 @@ export class KinesisQueue {
     const byTable = new Map<string, RowFile[]>();
     for (const f of manifest.files) {
       if (f.kind !== 'rows' || f.event === undefined) continue;
-      byTable.set(f.event, [...(byTable.get(f.event) ?? []), { key: f.key, version: f.version }]);
+      byTable.set(f.event, [...(byTable.get(f.event) ?? []), { key: f.key, version: f.version, uuids: f.uuids }]);
     }
     const results = (
       await Promise.all(

@@ -215,6 +215,8 @@ export class ContinuousProcessor {
       configSource: redactUrl(this.opts.config),
       geoipCity: this.opts.geoipCity,
       geoipAsn: this.opts.geoipAsn,
+      // Kinesis records carry the edge event's uuid, read from the row files' sidecars.
+      ...(this.opts.kinesis ? { rowUuids: true } : {}),
     };
     this.prepared = await prepareTransform(this.settings);
     this.nextReload = Date.now() + this.reloadMs;
@@ -443,6 +445,7 @@ export class ContinuousProcessor {
       mode,
       rotateBytes: this.rotateBytes,
       processorOptions: this.prepared.processorOptions,
+      rowUuids: this.settings.rowUuids,
     });
   }
 

@@ -15,7 +15,7 @@
  */
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { WrittenFile } from '../output/writers.js';
+import { UUIDS_SUFFIX, type WrittenFile } from '../output/writers.js';
 import { salvageGzip } from '../output/salvage.js';
 import { successKey } from '../partition-task.js';
 import { byKey, type ObjectStore } from '../store/objectstore.js';
@@ -139,10 +139,21 @@ async function salvageBatch(
   }
   if (rec.mode === 'stdin') {
     // Files of the batch uploaded before the kill are complete; they join the salvage's manifest.
+    const sidecars = new Set<string>();
+    const uploaded: WrittenFile[] = [];
     for await (const obj of store.list(`${rec.runtag}/`)) {
       if (!obj.key.includes(`/${rec.batch}-`) || salvagedKeys.has(obj.key) || obj.key.includes('/_success/')) continue;
+      // A uuid sidecar is never a row file; it is named on its row file's entry when both were uploaded.
+      if (obj.key.endsWith(UUIDS_SUFFIX)) {
+        sidecars.add(obj.key);
+        continue;
+      }
       const parsed = parseKey(obj.key, rec);
-      if (parsed) committed.push({ key: obj.key, ...parsed, rows: 0, bytes: obj.size, uncompressedBytes: 0 });
+      if (parsed) uploaded.push({ key: obj.key, ...parsed, rows: 0, bytes: obj.size, uncompressedBytes: 0 });
+    }
+    for (const f of uploaded) {
+      if (f.kind === 'rows' && sidecars.has(f.key + UUIDS_SUFFIX)) f.uuids = f.key + UUIDS_SUFFIX;
+      committed.push(f);
     }
     if (committed.length > 0) {
       const manifest: BatchManifest = {

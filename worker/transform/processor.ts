@@ -13,8 +13,17 @@ import type { Properties } from './values.js';
 
 /** Where rows and side outputs go (OutputWriters implements it). */
 export interface RowSink {
-  /** `plainColumns[i]` true: field i never needs TSV escaping (CompiledTable.plainColumns). */
-  writeRow(event: string, version: number, fields: readonly (string | null)[], plainColumns?: readonly boolean[]): void;
+  /**
+   * `plainColumns[i]` true: field i never needs TSV escaping (CompiledTable.plainColumns).
+   * `uuid`: the event's uuid, which a sink may keep next to the row (OutputWriters' `rowUuids`).
+   */
+  writeRow(
+    event: string,
+    version: number,
+    fields: readonly (string | null)[],
+    plainColumns?: readonly boolean[],
+    uuid?: string,
+  ): void;
   writeNonTracked(event: string, properties: unknown): void;
   writeQuarantine(rec: { source: string; lineNo: number; reason: string; text: string }): void;
 }
@@ -232,7 +241,7 @@ export class EventProcessor {
     uuid: string,
     lineNo: number,
   ): void {
-    this.sink.writeRow(table.event, table.version, out, table.plainColumns);
+    this.sink.writeRow(table.event, table.version, out, table.plainColumns, uuid);
     const outcome: EventOutcome = errors === 0 ? 'success' : 'skipped_column';
     if (this.opts.onParsed) {
       const columns: Record<string, string | null> = {};

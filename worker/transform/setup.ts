@@ -30,6 +30,12 @@ export interface TransformSettings {
    * transform instead of writing rows that the driver would refuse to load.
    */
   expectDigest?: TransformDigestParts;
+  /**
+   * Write each row file's uuid sidecar (OutputWriters' `rowUuids`): set by runs
+   * that publish to Kinesis, whose records carry the edge event's uuid. Not
+   * part of the digest: it changes no row.
+   */
+  rowUuids?: boolean;
 }
 
 export interface PreparedTransform {

@@ -12,7 +12,7 @@ import {
   quarantineKey,
   type KinesisPublishOptions,
 } from '../../../worker/output/kinesis-publish.js';
-import { RecordEncoder, rowUuid } from '../../../worker/output/kinesis-record.js';
+import { RecordEncoder } from '../../../worker/output/kinesis-record.js';
 import { parseTableConfig, type TableSchema } from '../../../worker/transform/schema.js';
 import { DirStore } from '../../helpers/dirstore.js';
 import { startKinesis, type KinesisTestServer } from '../../helpers/kinesalite.js';
@@ -35,6 +35,10 @@ const CONFIG = JSON.stringify([
 ]);
 const RUNTAG = 'run1';
 const FILE = `${RUNTAG}/score/v2/p00000-a1-t1-00000.tsv.gz`;
+const UUIDS = `${FILE}.uuids.gz`;
+
+/** The edge event's uuid of row i, as the transform's sidecar holds it. */
+const uuidOf = (i: number): string => `5d0c7a3e-1b2f-4c1d-9e8f-${String(i).padStart(12, '0')}`;
 
 function schemas(): TableSchema[] {
   return parseTableConfig(CONFIG, 'test config');
@@ -63,6 +67,7 @@ async function setup(t: TestContext, stream: string, rows: Field[][]): Promise<S
   await kinesis.createStream(stream, 1);
   const store = DirStore.temp(t);
   await store.put(FILE, gzipRows(rows));
+  await store.put(UUIDS, gzipRows(rows.map((_, i) => [uuidOf(i)])));
   return {
     kinesis,
     store,
@@ -84,7 +89,14 @@ async function setup(t: TestContext, stream: string, rows: Field[][]): Promise<S
 }
 
 const publishScore = (p: KinesisPublisher, store: DirStore) =>
-  p.publishTable({ store, runtag: RUNTAG, replay: true, schemas: schemas(), table: 'score', files: [{ key: FILE }] });
+  p.publishTable({
+    store,
+    runtag: RUNTAG,
+    replay: true,
+    schemas: schemas(),
+    table: 'score',
+    files: [{ key: FILE, uuids: UUIDS }],
+  });
 
 function countBy<T>(xs: T[]): Map<T, number> {
   const m = new Map<T, number>();
@@ -113,10 +125,12 @@ describe('record encoding', () => {
     assert.match(text, /"id":9007199254740993,/);
   });
 
-  it('gives each row of a file a stable UUID-shaped id', () => {
-    assert.equal(rowUuid('a/b.tsv.gz', 3), rowUuid('a/b.tsv.gz', 3));
-    assert.notEqual(rowUuid('a/b.tsv.gz', 3), rowUuid('a/b.tsv.gz', 4));
-    assert.match(rowUuid('a/b.tsv.gz', 3), /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  it('writes the uuid as a JSON string, whatever the edge gave', () => {
+    const enc = new RecordEncoder(schemas()[0]!, 'tag', false);
+    const rec = JSON.parse(enc.encode(['2024-03-01 10:00:00', '1', 'a', 'true', '1', '2'], 'a"b\\c')) as {
+      uuid: string;
+    };
+    assert.equal(rec.uuid, 'a"b\\c');
   });
 });
 
@@ -147,8 +161,8 @@ describe('publishing to a 1-shard stream through a proxy that fails entries', ()
     const uuids = r.records.map((x) => x.partitionKey);
     assert.equal(uuids.length, ROWS);
     assert.equal(new Set(uuids).size, ROWS);
-    assert.deepEqual(new Set(uuids), new Set(Array.from({ length: ROWS }, (_, i) => rowUuid(FILE, i))));
-    const first = parseLossless(r.records.find((x) => x.partitionKey === rowUuid(FILE, 5))!.data) as {
+    assert.deepEqual(new Set(uuids), new Set(Array.from({ length: ROWS }, (_, i) => uuidOf(i))));
+    const first = parseLossless(r.records.find((x) => x.partitionKey === uuidOf(5))!.data) as {
       columns: Record<string, unknown>;
     };
     assert.equal(String(first.columns.id), '9007199254740998');
@@ -165,7 +179,7 @@ describe('publishing to a 1-shard stream through a proxy that fails entries', ()
     const counts = countBy(r.records.map((x) => x.partitionKey));
     assert.equal(counts.size, ROWS);
     const twice = [...counts].filter(([, n]) => n === 2).map(([u]) => u);
-    assert.deepEqual(new Set(twice), new Set(Array.from({ length: 50 }, (_, k) => rowUuid(FILE, k * 10))));
+    assert.deepEqual(new Set(twice), new Set(Array.from({ length: 50 }, (_, k) => uuidOf(k * 10))));
   });
 
   it('throttling of every entry for a while slows the sender down instead of failing', async (t) => {
@@ -199,7 +213,53 @@ describe('checkpoints and quarantine', () => {
     const records = await s.kinesis.readAll('cp');
     assert.deepEqual(
       records.map((r) => r.partitionKey),
-      [rowUuid(FILE, 0), rowUuid(FILE, 2)],
+      [uuidOf(0), uuidOf(2)],
     );
+  });
+});
+
+describe('uuid sidecars', () => {
+  it('a file without a uuid sidecar is refused, naming the runtag and what to do; nothing is sent', async (t) => {
+    const s = await setup(t, 'nouuids', [row(0), row(1)]);
+    if (!s) return;
+    const p = await s.publisher(s.kinesis.endpoint);
+    const [r] = await p.publishTable({
+      store: s.store,
+      runtag: RUNTAG,
+      replay: true,
+      schemas: schemas(),
+      table: 'score',
+      files: [{ key: FILE }],
+    });
+    assert.equal(r!.published, 0);
+    assert.equal(r!.failed.length, 1);
+    assert.match(r!.failed[0]!.error, /runtag run1 was transformed without uuids/);
+    assert.match(r!.failed[0]!.error, /re-run the transform under a new --runtag with --kinesis-stream/);
+    assert.equal(await s.store.exists(checkpointKey(RUNTAG, 'nouuids', FILE)), false);
+    assert.deepEqual(await s.kinesis.readAll('nouuids'), []);
+  });
+
+  it('a sidecar with fewer uuids than rows fails the file (no checkpoint); an unusable uuid is quarantined', async (t) => {
+    const s = await setup(t, 'short', [row(0), row(1), row(2)]);
+    if (!s) return;
+    const p = await s.publisher(s.kinesis.endpoint);
+    await s.store.put(UUIDS, gzipRows([[uuidOf(0)], [uuidOf(1)]]));
+    const [short] = await publishScore(p, s.store);
+    assert.equal(short!.failed.length, 1);
+    assert.match(short!.failed[0]!.error, /uuids\.gz ends at line 2, before row 3 of /);
+    assert.equal(await s.store.exists(checkpointKey(RUNTAG, 'short', FILE)), false);
+    // An empty uuid cannot be a partition key: that row is quarantined, the others go.
+    await s.store.put(UUIDS, gzipRows([[uuidOf(0)], [null], [uuidOf(2)]]));
+    const [ok] = await publishScore(p, s.store);
+    assert.deepEqual(ok!.failed, []);
+    assert.equal(ok!.quarantined, 1);
+    const q = JSON.parse(readFileSync(s.store.pathOf(quarantineKey(RUNTAG, 'short', FILE)), 'utf8')) as {
+      row: number;
+      reason: string;
+    };
+    assert.equal(q.row, 1);
+    assert.match(q.reason, /not a valid partition key/);
+    const keys = (await s.kinesis.readAll('short')).map((r) => r.partitionKey);
+    assert.ok(keys.includes(uuidOf(0)) && keys.includes(uuidOf(2)) && !keys.includes(uuidOf(1)));
   });
 });

@@ -103,6 +103,38 @@ describe('OutputWriters', () => {
     assert.deepEqual(await store.keys(), files.map((f) => f.key).sort());
   });
 
+  it('with rowUuids, writes next to each row file a uuid sidecar holding its rows’ uuids, rotating in lockstep', async (t) => {
+    const store = DirStore.temp(t);
+    const w = new OutputWriters({
+      store,
+      prefix: 'run1',
+      fileTag: 'p00003-a7f3c2-t1',
+      rotateBytes: 4096,
+      rowUuids: true,
+    });
+    const expected: string[] = [];
+    for (let i = 0; i < 1500; i++) {
+      // Some rows larger than a chunk (their own write, then a rotation), some uuids that need escaping.
+      const row = [String(i), i % 400 === 7 ? 'y'.repeat(70_000) : `name ${i}`];
+      const uuid = i % 100 === 3 ? `odd\tuuid\n${i}` : `8a1f0c2e-0000-4000-8000-${String(i).padStart(12, '0')}`;
+      expected.push(uuid);
+      w.writeRow('minute-watched', 2, row, undefined, uuid);
+    }
+    const files = await w.close();
+    assert.ok(files.length >= 5, `expected several files, got ${files.length}`);
+    const got = files.flatMap((f) => {
+      assert.equal(f.uuids, `${f.key}.uuids.gz`);
+      const uuids = tsvRows(fileText(store, f.uuids!));
+      assert.equal(uuids.length, f.rows, `uuids in ${f.uuids}`);
+      assert.equal(tsvRows(fileText(store, f.key)).length, f.rows, `rows in ${f.key}`);
+      return uuids.map((u) => u[0]);
+    });
+    assert.deepEqual(got, expected);
+    // The sidecars are in the store but not reported as files of their own (so never loaded).
+    assert.deepEqual(await store.keys(), files.flatMap((f) => [f.key, f.uuids!]).sort());
+    assert.ok(files.every((f) => f.kind === 'rows' && f.key.endsWith('.tsv.gz')));
+  });
+
   it('creates no file for destinations without rows, and none at all when nothing is written', async (t) => {
     const store = DirStore.temp(t);
     const w = new OutputWriters({ store, prefix: 'run', fileTag: 'tag1' });

@@ -13,6 +13,7 @@ import { parse as parseLossless } from 'lossless-json';
 import { utcDate } from '../../../worker/process/checkpoint.js';
 import { LocalStore } from '../../../worker/store/local.js';
 import { parseTableConfig } from '../../../worker/transform/schema.js';
+import { edgeRowUuids } from '../../helpers/edge-uuids.js';
 import { startKinesis } from '../../helpers/kinesalite.js';
 import { DEMO_CONFIG } from '../../helpers/replay-env.js';
 import {
@@ -97,4 +98,11 @@ test('spade process --kinesis-stream: committed batches arrive; SIGTERM loses no
   await waitUntil('every input committed', () => committedKeys(stateDir).length === FILES, 60_000);
   assert.equal(await stopProcessor(second, 'SIGTERM'), 0, second.stderr());
   assert.deepEqual(sortedEntries(await rowsByTable()), sortedEntries(truth.events));
+  // Each record carries its edge event's uuid.
+  const records = (await kinesis.readAll('live')).map((r) => parseLossless(r.data) as Published);
+  assert.deepEqual(
+    records.map((r) => `${r.table}|${r.uuid}`).sort(),
+    await edgeRowUuids(edge, DEMO_CONFIG),
+    'uuids are the edge events’ uuids',
+  );
 });
