@@ -141,7 +141,7 @@ export async function runEmrTask(
     return 0;
   } catch (err) {
     say(`reporter:counter:spade,failures,1`);
-    say(`spade worker emr-task: ${(err as Error).stack ?? String(err)}`);
+    say(`spade worker run-tasks: ${(err as Error).stack ?? String(err)}`);
     return 1;
   } finally {
     if (pool && !opts.pool) await pool.close();

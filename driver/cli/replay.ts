@@ -8,6 +8,7 @@ import type { Argv } from 'yargs';
 import { createInterface } from 'node:readline';
 import { createEmrExecutor } from '../executors/emr.js';
 import { createLocalExecutor } from '../executors/local.js';
+import { sparkExecutorFromArgv } from './spark-args.js';
 import { createWorkersExecutor, type WorkersExecutor } from '../executors/workers.js';
 import { createLogger, type Logger, type LogLevel } from '../log.js';
 import { createProgress } from '../progress.js';
@@ -15,6 +16,7 @@ import { runReplay, type ReplayOptions } from '../replay.js';
 import { parseWindow, WindowError } from '../window.js';
 import type { TransformSettings } from '../../worker/transform/setup.js';
 import { ReportedError, UsageError } from './errors.js';
+import { fromOriginalForm } from './original-form.js';
 
 function confirm(question: string): Promise<boolean> {
   if (!process.stdin.isTTY) return Promise.resolve(true);
@@ -59,7 +61,29 @@ export function replayOptions<T>(y: Argv<T>) {
     })
     .option('config', { type: 'string', describe: 'table config: file, http(s):// or s3:// (env SPADE_CONFIG)' })
     .option('schema', { type: 'string', default: 'physical', describe: 'warehouse schema' })
-    .option('executor', { choices: ['local', 'emr', 'workers'] as const, default: 'local' as const })
+    .option('executor', { choices: ['local', 'emr', 'workers', 'spark'] as const, default: 'local' as const })
+    .option('master', {
+      type: 'string',
+      describe: 'Spark master: spark://host:7077, yarn, local[N] (--executor spark; env SPARK_MASTER)',
+    })
+    .option('spark-submit', {
+      type: 'string',
+      describe: 'spark-submit binary (default $SPARK_HOME/bin/spark-submit, else PATH)',
+    })
+    .option('spark-spade-cmd', {
+      type: 'string',
+      describe: 'how the Spark (or EMR) nodes run spade (default spade on their PATH; EMR: /usr/local/bin/spade)',
+    })
+    .option('spark-cores', {
+      type: 'number',
+      describe: "a Spark worker node's cores: one partition per node at a time (default: this machine's)",
+    })
+    .option('spark-max-failures', {
+      type: 'number',
+      default: 4,
+      describe: 'attempts per partition (spark.task.maxFailures)',
+    })
+    .option('spark-conf', { type: 'string', array: true, describe: 'extra spark-submit --conf KEY=VALUE (repeatable)' })
     .option('workers', {
       type: 'string',
       describe: 'worker nodes running `spade worker serve`, host:port,... (--executor workers; env SPADE_WORKERS)',
@@ -108,7 +132,7 @@ export function replayOptions<T>(y: Argv<T>) {
     .option('plan', { type: 'boolean', default: false, describe: 'print what would run, change nothing' });
 }
 
-type ReplayArgv = Awaited<ReturnType<ReturnType<typeof replayOptions>['parseAsync']>> & {
+export type ReplayArgv = Awaited<ReturnType<ReturnType<typeof replayOptions>['parseAsync']>> & {
   start?: string;
   end?: string;
   tables?: string[];
@@ -234,7 +258,8 @@ export function workersExecutorFromArgv(
   }
 }
 
-export async function replayCommand(argv: ReplayArgv, threads: number): Promise<number> {
+export async function replayCommand(original: ReplayArgv, threads: number): Promise<number> {
+  const argv = fromOriginalForm(original);
   const opts = toReplayOptions(argv);
   const log = createLogger({ level: argv.log as LogLevel, file: argv['log-file'] || null });
   log.info(
@@ -260,17 +285,24 @@ export async function replayCommand(argv: ReplayArgv, threads: number): Promise<
           subnetId: argv['emr-subnet'],
           ec2KeyName: argv['emr-key-name'],
           taskMemoryMb: argv['emr-task-memory-mb'],
+          cores: argv['spark-cores'],
+          spadeCommand: argv['spark-spade-cmd'],
           region: argv['emr-region'],
           signal: abort.signal,
           log: log.info,
         })
       : argv.executor === 'workers'
         ? workersExecutorFromArgv(argv, log)
-        : createLocalExecutor({ threads: argv.threads ?? threads });
-  // Ctrl-C during an EMR step: the step keeps running on the cluster unless cancelled, so ask.
+        : argv.executor === 'spark'
+          ? sparkExecutorFromArgv(argv, threads, abort.signal, log)
+          : createLocalExecutor({ threads: argv.threads ?? threads });
+  // Ctrl-C during an EMR step or a Spark application: it keeps running on the cluster unless ended, so ask.
   const onInterrupt = (): void => {
-    if (argv.executor !== 'emr' || abort.signal.aborted) process.exit(130);
-    void confirm('cancel the EMR step? [y/N] ').then((yes) => (yes ? abort.abort() : log.info('step left running')));
+    if ((argv.executor !== 'emr' && argv.executor !== 'spark') || abort.signal.aborted) process.exit(130);
+    const what = argv.executor === 'emr' ? 'cancel the EMR step' : 'kill the Spark application';
+    void confirm(`${what}? [y/N] `).then((yes) =>
+      yes ? abort.abort() : log.info(`${argv.executor === 'emr' ? 'step' : 'application'} left running`),
+    );
   };
   process.on('SIGINT', onInterrupt);
   const progress = createProgress({

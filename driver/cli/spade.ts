@@ -170,8 +170,9 @@ async function main(): Promise<void> {
       (y) =>
         y
           .command(
-            'emr-task',
-            'Hadoop streaming mapper of --executor emr: partition tasks on stdin, one JSON line each',
+            // emr-task: the name steps of earlier releases call it by, on clusters still running them.
+            ['run-tasks', 'emr-task'],
+            'run the partition tasks on stdin, one JSON line each (what --executor spark and emr run on a node)',
             (w) => w.option('threads', { type: 'number', describe: 'transform threads (default: cores)' }),
             async (argv) => {
               const { runEmrTask } = await import('../../worker/emr-task.js');
@@ -224,7 +225,7 @@ async function main(): Promise<void> {
               });
             },
           )
-          .demandCommand(1, 'name a worker command: emr-task, serve'),
+          .demandCommand(1, 'name a worker command: run-tasks, serve'),
       () => {},
     )
     .command(
