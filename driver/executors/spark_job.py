@@ -21,7 +21,8 @@ Lines this job writes for the submitter (stderr of spark-submit):
     spade-spark: partition ID failed: ERROR   the partition that failed every attempt
     spade-spark: job failed: REASON           any other reason the job ended
 And on the executors' stderr (the worker's work dir), one record per attempt:
-    spade-spark: partition ID start|end EPOCH_SECONDS pid PID
+    spade-spark: partition ID start|running|end EPOCH_SECONDS pid PID
+(running: spade has started and read its task)
 Only the Python standard library is used: any python3 on the nodes will do.
 """
 
@@ -66,6 +67,8 @@ def run_line(spade_cmd, line):
     tail = []
     # spade's status lines go to this executor's log as they come (live, for whoever follows it).
     for raw in proc.stderr:
+        if not tail:  # spade's first line: it has started and read the task (bench:cluster's dispatch cost)
+            err.write("spade-spark: partition %s running %.3f pid %d\n" % (pid, time.time(), os.getpid()))
         text = raw.decode("utf-8", "replace").rstrip("\n")
         err.write(text + "\n")
         err.flush()

@@ -109,10 +109,19 @@ function startJvm(
   ready: RegExp,
   what: string,
 ): Promise<{ child: ChildProcess; log: () => string; match: RegExpExecArray }> {
-  const child = spawn(join(home, 'bin', 'spark-class'), [klass, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // Through a shell that ends the JVM when our end of its stdin closes: a test
+  // process killed before its after-hooks run leaves no cluster behind.
+  const child = spawn(
+    'sh',
+    [
+      '-c',
+      '"$0" "$@" <&- & pid=$!; cat >/dev/null; kill $pid 2>/dev/null; wait $pid',
+      join(home, 'bin', 'spark-class'),
+      klass,
+      ...args,
+    ],
+    { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] },
+  );
   let out = '';
   const onData = (s: string): void => void (out += s);
   child.stdout!.setEncoding('utf8').on('data', onData);

@@ -272,7 +272,10 @@ test('replay with --executor spark on a standalone cluster', async (t0) => {
       env,
     );
     // Worker 1's partition has written its files and waits on its success manifest.
-    const held = await proxies[1]!.firstHeld();
+    const held = await Promise.race([
+      proxies[1]!.firstHeld(),
+      running.then((r) => assert.fail(`the run ended before worker 1 committed a partition: ${r.stderr}`)),
+    ]);
     const dead = JSON.parse(held.body) as SuccessManifest;
     victim.killHard();
     const run = await running;
