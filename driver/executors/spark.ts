@@ -20,10 +20,11 @@
  *
  * Layout: `<runtag>/_spark/<n>/config.json` in the output store (the task lines
  * name it instead of repeating the config), and the task lines in a local file
- * the client-mode driver reads: `<tmp>/spade-spark/<runtag>/<n>/tasks.jsonl`.
+ * the client-mode driver reads: `<tmp>/spade-spark/<runtag>/<n>/tasks.jsonl`,
+ * removed when the application has ended.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -294,6 +295,12 @@ export function createSparkExecutor(opts: SparkExecutorOptions): SparkExecutor {
         if (killTimer) clearTimeout(killTimer);
         killTimer = null;
         child = null;
+        rmSync(join(file, '..'), { recursive: true, force: true });
+        try {
+          rmdirSync(join(file, '..', '..')); // the runtag's directory, once empty
+        } catch {
+          // another run of this runtag still has its file there
+        }
       }
 
       const how = end.error

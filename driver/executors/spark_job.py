@@ -9,7 +9,8 @@ SPADE_CMD  how a worker node runs spade, e.g. `spade` or `/usr/local/bin/spade`.
 
 Every task line becomes one Spark partition; its Spark task pipes the line into
 `SPADE_CMD worker run-tasks` on the executor's node, the worker entry point
-every executor uses, so the partition runs exactly as it does elsewhere. The
+every executor uses, so the partition runs exactly as it does elsewhere. That
+process is kept for the next tasks of the same Python worker (see _Spade). The
 submitter sets spark.task.cpus to spark.executor.cores: one partition at a time
 per executor, using all its cores through spade's own thread pool.
 
@@ -33,6 +34,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 FAILED_MARK = "SPADE_PARTITION_FAILED"
@@ -48,6 +50,66 @@ def _die_with_parent():
         pass
 
 
+class _Spade:
+    """One `spade worker run-tasks` process, kept for the tasks this Python worker
+    runs next (spark.python.worker.reuse, on by default): no process start and a
+    warm thread pool per partition, as the workers daemon has. It reads task lines
+    on stdin and answers each with a summary line on stdout; a failed partition
+    ends it (exit 1), and the next task starts a new one."""
+
+    def __init__(self, cmd):
+        self.proc = subprocess.Popen(
+            shlex.split(cmd) + ["worker", "run-tasks"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+        )
+        self.lock = threading.Lock()
+        self.tail = []
+        self.announce = None  # (partition id) whose first status line marks it running
+        self.relay = threading.Thread(target=self._relay, daemon=True)
+        self.relay.start()
+
+    def _relay(self):
+        """spade's status lines go to this executor's log as they come (live, for whoever follows it)."""
+        err = sys.stderr
+        for raw in self.proc.stderr:
+            text = raw.decode("utf-8", "replace").rstrip("\n")
+            with self.lock:
+                if self.announce is not None:  # spade has read the task (bench:cluster's dispatch cost)
+                    err.write("spade-spark: partition %s running %.3f pid %d\n" % (self.announce, time.time(), os.getpid()))
+                    self.announce = None
+                self.tail = (self.tail + [text])[-50:]
+            err.write(text + "\n")
+            err.flush()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def run(self, pid, line):
+        """Returns (0, summary) or (exit code, last stderr lines)."""
+        with self.lock:
+            self.tail = []
+            self.announce = pid
+        try:
+            self.proc.stdin.write(line.encode("utf-8") + b"\n")
+            self.proc.stdin.flush()
+            summary = self.proc.stdout.readline().decode("utf-8", "replace").strip()
+        except BrokenPipeError:
+            summary = ""
+        if summary:
+            return 0, summary
+        try:
+            self.proc.stdin.close()  # a failed partition ends the run: stdin's end lets the process exit
+        except BrokenPipeError:
+            pass
+        code = self.proc.wait()
+        self.relay.join(10)
+        with self.lock:
+            return (code or -1), list(self.tail)
+
+
 def run_line(spade_cmd, line):
     """Runs one partition task on this node; returns spade's summary line or raises for a retry."""
     task = json.loads(line)
@@ -55,36 +117,22 @@ def run_line(spade_cmd, line):
     err = sys.stderr
     err.write("spade-spark: partition %s start %.3f pid %d\n" % (pid, time.time(), os.getpid()))
     err.flush()
-    proc = subprocess.Popen(
-        shlex.split(spade_cmd) + ["worker", "run-tasks"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=_die_with_parent,
-    )
-    proc.stdin.write(line.encode("utf-8") + b"\n")
-    proc.stdin.close()
-    tail = []
-    # spade's status lines go to this executor's log as they come (live, for whoever follows it).
-    for raw in proc.stderr:
-        if not tail:  # spade's first line: it has started and read the task (bench:cluster's dispatch cost)
-            err.write("spade-spark: partition %s running %.3f pid %d\n" % (pid, time.time(), os.getpid()))
-        text = raw.decode("utf-8", "replace").rstrip("\n")
-        err.write(text + "\n")
-        err.flush()
-        tail = (tail + [text])[-50:]
-    summary = proc.stdout.read().decode("utf-8", "replace").strip()
-    code = proc.wait()
+    # On the sys module: cloudpickle gives each task a fresh copy of this file's globals.
+    workers = sys.__dict__.setdefault("_spade_run_tasks", {})
+    spade = workers.get(spade_cmd)
+    if spade is None or not spade.alive():
+        spade = workers[spade_cmd] = _Spade(spade_cmd)
+    code, out = spade.run(pid, line)
     err.write("spade-spark: partition %s end %.3f pid %d\n" % (pid, time.time(), os.getpid()))
     err.flush()
     if code != 0:
         reason = next(
-            (m.group(1) for m in (re.match(r"spade worker [\w-]+: (.*)", t) for t in reversed(tail)) if m),
-            tail[-1] if tail else "no output",
+            (m.group(1) for m in (re.match(r"spade worker [\w-]+: (.*)", t) for t in reversed(out)) if m),
+            out[-1] if out else "no output",
         )
         detail = {"partition": pid, "error": "spade worker run-tasks exited %s: %s" % (code, reason)}
         raise RuntimeError("%s %s" % (FAILED_MARK, json.dumps(detail)))
-    return summary
+    return out
 
 
 def read_lines(sc, tasks):

@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { RunRecord, SuccessManifest } from '../../../driver/manifest.js';
@@ -101,6 +102,14 @@ function spans(worker: SparkWorker): TaskSpan[] {
     }
   }
   return out.sort((a, b) => a.start - b.start);
+}
+
+/** Partition attempts started on the cluster's workers so far. */
+function startedAttempts(cluster: SparkCluster): number {
+  return cluster.workers.reduce(
+    (n, w) => n + (w.executorLogs().match(/^spade-spark: partition \S+ start /gm) ?? []).length,
+    0,
+  );
 }
 
 test('replay with --executor spark on a standalone cluster', async (t0) => {
@@ -251,6 +260,63 @@ test('replay with --executor spark on a standalone cluster', async (t0) => {
       }
     },
   );
+
+  await t0.test('Ctrl-C (stdin not a terminal: no question) kills the application; nothing loaded', async () => {
+    await clearTables(world);
+    const before = startedAttempts(cluster);
+    const child = spawn(
+      process.execPath,
+      [
+        SPADE,
+        'replay',
+        START,
+        END,
+        ...TABLES,
+        '--runtag',
+        'ctrlc1',
+        '--executor',
+        'spark',
+        '--master',
+        cluster.master,
+        ...sparkFlags(cluster),
+        '--edge',
+        's3://edge',
+        '--output',
+        's3://out',
+        '--rsurl',
+        world.rsurl,
+        '--config',
+        DEMO_CONFIG,
+        '--log-file',
+        '',
+      ],
+      { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.resume();
+    const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+    // Interrupt once a partition of this application has started on a worker.
+    while (startedAttempts(cluster) === before) await new Promise((resolve) => setTimeout(resolve, 200));
+    child.kill('SIGINT');
+    const code = await exited;
+    assert.notEqual(code, 0, stderr);
+    assert.match(stderr, /killing the Spark application/);
+    assert.match(stderr, /the Spark application was killed \(interrupted\)/);
+    assert.match(stderr, /nothing was loaded/);
+    assert.deepEqual(await snapshots(world), [[], []]);
+    // No spark-submit of this application is left.
+    const left = readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('spade replay ctrlc1');
+        } catch {
+          return false;
+        }
+      });
+    assert.deepEqual(left, [], 'spark-submit of the interrupted run is gone');
+  });
 
   await t0.test('a worker killed with SIGKILL mid-partition: Spark re-runs it on the other, rows exact', async () => {
     await clearTables(world);
