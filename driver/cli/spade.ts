@@ -179,6 +179,8 @@ async function main(): Promise<void> {
               process.exitCode = await runEmrTask(process.stdin, process.stdout, process.stderr, {
                 threads: argv.threads === undefined ? undefined : positiveInt('threads', argv.threads),
               });
+              // A failed partition ends the run even when the caller keeps stdin open (the Spark job does).
+              if (process.exitCode !== 0) process.stdin.destroy();
             },
           )
           .command(

@@ -169,8 +169,13 @@ export function createSparkExecutor(opts: SparkExecutorOptions): SparkExecutor {
       // already gone
     }
   };
-  // A detached spark-submit would outlive us: end it when this process exits.
+  // A detached spark-submit would outlive us: end it when this process exits or is told to end.
   const onExit = (): void => signalGroup('SIGKILL');
+  const onTerm = (sig: NodeJS.Signals): void => {
+    signalGroup('SIGTERM');
+    process.off('SIGTERM', onTerm).off('SIGHUP', onTerm);
+    process.kill(process.pid, sig); // and die of it, as without this handler
+  };
 
   const executor: SparkExecutor = {
     name: 'spark',
@@ -222,7 +227,7 @@ export function createSparkExecutor(opts: SparkExecutorOptions): SparkExecutor {
         detached: true,
       });
       child = proc;
-      process.on('exit', onExit);
+      process.on('exit', onExit).on('SIGTERM', onTerm).on('SIGHUP', onTerm);
       const tail: string[] = [];
       let partitionFailure: { partition: string; error: string } | null = null;
       let jobFailure = '';
@@ -291,7 +296,7 @@ export function createSparkExecutor(opts: SparkExecutorOptions): SparkExecutor {
       } finally {
         flushLost();
         opts.signal?.removeEventListener('abort', onAbort);
-        process.off('exit', onExit);
+        process.off('exit', onExit).off('SIGTERM', onTerm).off('SIGHUP', onTerm);
         if (killTimer) clearTimeout(killTimer);
         killTimer = null;
         child = null;
