@@ -305,12 +305,13 @@ test('replay with --executor spark on a standalone cluster', async (t0) => {
     assert.match(stderr, /the Spark application was killed \(interrupted\)/);
     assert.match(stderr, /nothing was loaded/);
     assert.deepEqual(await snapshots(world), [[], []]);
-    // No spark-submit of this application is left.
+    // No spark-submit of this application (this runtag on this cluster) is left.
     const left = readdirSync('/proc')
       .filter((p) => /^\d+$/.test(p))
       .filter((p) => {
         try {
-          return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('spade replay ctrlc1');
+          const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+          return cmd.includes('spade replay ctrlc1') && cmd.includes(cluster.master);
         } catch {
           return false;
         }
