@@ -6,7 +6,16 @@
  *   2. `--executor workers`, 1 loopback `spade worker serve --threads T`;
  *   3. `--executor workers`, 2 loopback daemons with `--threads T/2` each
  *      (T = --threads, default the cores: on 2 cores 2 / 2 / 1+1, the same
- *      transform threads in every run).
+ *      transform threads in every run);
+ *   4. `--executor spark` on a loopback Spark standalone cluster (the tests'
+ *      helper: pinned PySpark in .venv-spark/, one worker of T cores,
+ *      `--spark-cores T`), skipped with a note where Java or PySpark is missing.
+ * For the Spark run: its start-up (spark-submit launched -> first partition
+ * started on the executor) apart from its per-partition dispatch (on the
+ * executor: previous partition's end -> this one's start, plus this one's start
+ * -> spade running, i.e. the Python task and the `spade worker run-tasks`
+ * process start), from the job's own records in the executor's log; target:
+ * dispatch under 5% of the partition time.
  * Prints MB/s of each and the scheduling overhead of the workers runs: the
  * time nodes sat idle between two tasks (the driver's `stats()` line, and each
  * daemon's own log for ms precision and the per-dispatch round trip) over
@@ -51,6 +60,7 @@ import {
   type RunOutput,
   type WorkersLine,
 } from './bench/replay-run.js';
+import { sparkMissing, startSparkCluster, type SparkCluster } from '../test/helpers/spark.js';
 import {
   parseDaemonTasks,
   scheduleOf,
@@ -71,7 +81,7 @@ const geoipCity = join(fixtures, 'geoip', 'GeoIP2-City-Test.mmdb');
 const geoipAsn = join(fixtures, 'geoip', 'GeoLite2-ASN-Test.mmdb');
 
 interface RunPlan {
-  key: 'local' | 'w1' | 'w2';
+  key: 'local' | 'w1' | 'w2' | 'spark';
   runtag: string;
   /** 0 for the local executor. */
   nodes: number;
@@ -88,7 +98,44 @@ interface RunResult {
   /** Per node, the tasks its log shows. */
   nodeTasks: DaemonTask[][];
   schedule: Schedule | null;
+  spark: SparkFigures | null;
   output: RunOutput;
+}
+
+interface SparkFigures {
+  /** spark-submit launched -> first partition started on an executor */
+  startupSecs: number;
+  /** last partition ended -> spark-submit exited (application shutdown) */
+  shutdownSecs: number;
+  /** per partition: gap after the previous one on the same executor (0 for the first) + start -> spade running */
+  dispatchSecs: number[];
+  /** per partition: start -> end on the executor */
+  partitionSecs: number[];
+}
+
+/** The job's `spade-spark: partition ID start|running|end T pid P` records -> the Spark run's figures. */
+function sparkFigures(executorLog: string, replayLog: string): SparkFigures | null {
+  const stamp = (re: RegExp): number => {
+    const m = re.exec(replayLog);
+    return m ? Date.parse(m[1]!) / 1000 : NaN;
+  };
+  const submitted = stamp(/^(\S+) INFO {2}spark-submit: /m);
+  const finished = stamp(/^(\S+) INFO {2}Spark application done/m);
+  const tasks = new Map<string, { start: number; running: number; end: number }>();
+  for (const m of executorLog.matchAll(/^spade-spark: partition (\S+) (start|running|end) ([\d.]+) pid (\d+)$/gm)) {
+    const key = `${m[1]} ${m[4]}`;
+    const t = tasks.get(key) ?? { start: NaN, running: NaN, end: NaN };
+    t[m[2] as 'start' | 'running' | 'end'] = Number(m[3]);
+    tasks.set(key, t);
+  }
+  const list = [...tasks.values()].filter((t) => t.end > 0).sort((a, b) => a.start - b.start);
+  if (!list.length) return null;
+  return {
+    startupSecs: list[0]!.start - submitted,
+    shutdownSecs: finished - list[list.length - 1]!.end,
+    dispatchSecs: list.map((t, i) => (i === 0 ? 0 : Math.max(0, t.start - list[i - 1]!.end)) + (t.running - t.start)),
+    partitionSecs: list.map((t) => t.end - t.start),
+  };
 }
 
 const f1 = (n: number): string => n.toFixed(1);
@@ -104,6 +151,8 @@ interface Context {
   s3: S3TestServer;
   out: S3Store;
   token: string;
+  /** The loopback Spark cluster for the spark run; null: not available here. */
+  spark: SparkCluster | null;
 }
 
 /** One transform-only replay with the plan's executor; worker daemons started for it and stopped after. */
@@ -123,8 +172,25 @@ async function runOne(plan: RunPlan, ctx: Context): Promise<RunResult> {
       : [];
   const stopWorkers = (): Promise<Measured[]> => Promise.all(workers.map((w) => w.stop()));
   cleanups.push(stopWorkers);
-  const executorArgs =
-    plan.nodes > 0
+  const spark = plan.key === 'spark' ? ctx.spark : null;
+  const executorArgs = spark
+    ? [
+        '--executor',
+        'spark',
+        '--master',
+        spark.master,
+        '--spark-submit',
+        spark.sparkSubmit,
+        '--spark-spade-cmd',
+        `${process.execPath} ${ctx.spade}`,
+        '--spark-cores',
+        String(plan.threadsEach),
+        '--spark-conf',
+        'spark.executor.memory=512m',
+        '--spark-conf',
+        'spark.driver.memory=512m',
+      ]
+    : plan.nodes > 0
       ? ['--executor', 'workers', '--workers', workers.map((w) => w.addr).join(','), '--worker-token-env', TOKEN_ENV]
       : ['--executor', 'local', '--threads', String(plan.threadsEach)];
   const args = [
@@ -156,7 +222,7 @@ async function runOne(plan: RunPlan, ctx: Context): Promise<RunResult> {
   const stopReplay = new AbortController();
   cleanups.push(() => stopReplay.abort());
   const replay = await runMeasured(process.execPath, args, {
-    env: { ...process.env, ...ctx.s3.env, [TOKEN_ENV]: ctx.token },
+    env: { ...process.env, ...ctx.s3.env, ...spark?.env, [TOKEN_ENV]: ctx.token },
     signal: stopReplay.signal,
     stdoutFile: join(ctx.scratch, `replay-${plan.key}.stdout`),
     stderrFile: join(ctx.scratch, `replay-${plan.key}.stderr`),
@@ -184,6 +250,7 @@ async function runOne(plan: RunPlan, ctx: Context): Promise<RunResult> {
     daemons,
     nodeTasks,
     schedule: plan.nodes > 0 ? scheduleOf(nodeTasks) : null,
+    spark: spark ? sparkFigures(spark.workers.map((w) => w.executorLogs()).join(''), logText) : null,
     output: await readRunOutput(ctx.out, plan.runtag),
   };
 }
@@ -208,6 +275,20 @@ function describeRun(r: RunResult, corpus: Corpus, local: RunResult): string[] {
         `peak RSS driver ${mbOf(r.replay.maxRssKb)} MB, nodes ${r.daemons.map((d) => mbOf(d.maxRssKb)).join(' / ')} MB`
       : `  CPU ${f1(r.replay.cpuSecs)} s; peak RSS ${mbOf(r.replay.maxRssKb)} MB`,
   ];
+  const sp = r.spark;
+  if (sp) {
+    const n = sp.partitionSecs.length;
+    const dispatch = sp.dispatchSecs.reduce((a, b) => a + b, 0);
+    const partition = sp.partitionSecs.reduce((a, b) => a + b, 0);
+    const ratio = dispatch / partition;
+    lines.push(
+      `  vs local: ${f1(wall - local.replay.secs)} s more wall; Spark start-up (spark-submit -> first partition started) ` +
+        `${f1(sp.startupSecs)} s, shutdown (last partition end -> application done) ${f1(sp.shutdownSecs)} s`,
+      `  per-partition dispatch (previous end -> start on the executor, + start -> spade running): mean ` +
+        `${(dispatch / n).toFixed(2)} s, max ${Math.max(...sp.dispatchSecs).toFixed(2)} s over ${n} partition(s); ` +
+        `= ${pct(ratio)} of the mean partition time ${f1(partition / n)} s; target < 5%: ${ratio < 0.05 ? 'met' : 'MISSED'}`,
+    );
+  }
   const s = r.schedule;
   if (s && r.workers) {
     const nodes = r.plan.nodes;
@@ -288,6 +369,12 @@ async function main(): Promise<void> {
     for (const s of latestSchemas(schemas, tables))
       await pg.query(db, createTableSql(s, { dialect: 'postgres', schema: 'physical' }));
     const out = new S3Store({ bucket: 'out', prefix: '', client: s3.client });
+    // One Spark worker with all the transform threads, as the 1-node workers run has.
+    const missing = sparkMissing();
+    if (missing) say(`spark run skipped: ${missing}`);
+    const spark = missing
+      ? null
+      : await startSparkCluster(context as unknown as TestContext, { workers: [{ env: s3.env }], cores: threads });
     const ctx: Context = {
       spade,
       scratch,
@@ -297,6 +384,7 @@ async function main(): Promise<void> {
       s3,
       out,
       token: randomBytes(24).toString('hex'),
+      spark,
     };
 
     // ---- the three transform runs, same corpus, same transform threads ----
@@ -323,6 +411,17 @@ async function main(): Promise<void> {
         threadsEach: halfThreads,
         label: `workers executor, 2 loopback nodes, worker serve --threads ${halfThreads} each`,
       },
+      ...(spark
+        ? [
+            {
+              key: 'spark' as const,
+              runtag: `bench-cluster-spark-${stamp}`,
+              nodes: 0,
+              threadsEach: threads,
+              label: `spark executor, loopback standalone cluster, 1 worker of ${threads} cores, --spark-cores ${threads}`,
+            },
+          ]
+        : []),
     ];
     const results: RunResult[] = [];
     for (const plan of plans) results.push(await runOne(plan, ctx));
@@ -426,7 +525,7 @@ async function main(): Promise<void> {
       ...(checks.length
         ? [`CHECK FAILED: ${checks.join('; ')}`]
         : [
-            `check: the three runs wrote the same rows per table (${local.output.files.reduce((s, f) => s + f.rows, 0)} rows), ` +
+            `check: the ${results.length} runs wrote the same rows per table (${local.output.files.reduce((s, f) => s + f.rows, 0)} rows), ` +
               `no re-dispatch; PostgreSQL holds the 2-node run's ${w2Rows} rows after its load`,
           ]),
       '```',

@@ -1,16 +1,16 @@
 /**
- * `spade worker emr-task`: the Hadoop streaming mapper of `--executor emr`.
+ * `spade worker run-tasks` (alias `emr-task`, the name steps of earlier releases
+ * call): the worker entry point of `--executor spark` and `--executor emr`.
+ * The PySpark job (driver/executors/spark_job.py) pipes one partition task line
+ * per Spark task into it on stdin. Each line runs through `runPartition` exactly
+ * as the local executor runs it, with a fresh attempt id, so Spark's retries and
+ * speculative copies write under keys of their own and only the attempt whose
+ * success manifest lands last is ever loaded (SPEC section 5).
  *
- * Hadoop feeds the map task its input split on stdin: with NLineInputFormat and
- * `linespermap=1` that is one line, one partition task. Each line runs through
- * `runPartition` exactly as the local executor runs it, with a fresh attempt id,
- * so YARN retries and speculative copies write under keys of their own and only
- * the attempt whose success manifest lands last is ever loaded (SPEC section 5).
- *
- * Talking to Hadoop: `reporter:status:` and `reporter:counter:` lines on stderr
- * (they also count as progress, so the task is not killed as hung), one summary
- * line per partition on stdout (it ends up in the step's `out/part-m-*` files),
- * and the exit code: non-zero makes YARN retry the task.
+ * Output: status lines on stderr (`reporter:status:`/`reporter:counter:`, the
+ * form Hadoop streaming understood; the Spark job relays them to the executor's
+ * log), one summary line per partition on stdout, and the exit code: non-zero
+ * makes Spark retry the task. The file keeps its first name (emr-task.ts).
  */
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
@@ -141,7 +141,7 @@ export async function runEmrTask(
     return 0;
   } catch (err) {
     say(`reporter:counter:spade,failures,1`);
-    say(`spade worker emr-task: ${(err as Error).stack ?? String(err)}`);
+    say(`spade worker run-tasks: ${(err as Error).stack ?? String(err)}`);
     return 1;
   } finally {
     if (pool && !opts.pool) await pool.close();

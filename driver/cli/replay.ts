@@ -8,6 +8,7 @@ import type { Argv } from 'yargs';
 import { createInterface } from 'node:readline';
 import { createEmrExecutor } from '../executors/emr.js';
 import { createLocalExecutor } from '../executors/local.js';
+import { sparkExecutorFromArgv } from './spark-args.js';
 import { createWorkersExecutor, type WorkersExecutor } from '../executors/workers.js';
 import { releaseRuntagLocks } from '../lock/runtag-lock.js';
 import { createLogger, type Logger, type LogLevel } from '../log.js';
@@ -18,6 +19,7 @@ import { redactText } from '../../worker/redact.js';
 import type { TransformSettings } from '../../worker/transform/setup.js';
 import { ReportedError, UsageError } from './errors.js';
 import { kinesisOptions, toKinesisOptions } from './kinesis-flags.js';
+import { fromOriginalForm } from './original-form.js';
 
 function confirm(question: string): Promise<boolean> {
   if (!process.stdin.isTTY) return Promise.resolve(true);
@@ -62,7 +64,29 @@ export function replayOptions<T>(y: Argv<T>) {
     })
     .option('config', { type: 'string', describe: 'table config: file, http(s):// or s3:// (env SPADE_CONFIG)' })
     .option('schema', { type: 'string', default: 'physical', describe: 'warehouse schema' })
-    .option('executor', { choices: ['local', 'emr', 'workers'] as const, default: 'local' as const })
+    .option('executor', { choices: ['local', 'emr', 'workers', 'spark'] as const, default: 'local' as const })
+    .option('master', {
+      type: 'string',
+      describe: 'Spark master: spark://host:7077, yarn, local[N] (--executor spark; env SPARK_MASTER)',
+    })
+    .option('spark-submit', {
+      type: 'string',
+      describe: 'spark-submit binary (default $SPARK_HOME/bin/spark-submit, else PATH)',
+    })
+    .option('spark-spade-cmd', {
+      type: 'string',
+      describe: 'how the Spark (or EMR) nodes run spade (default spade on their PATH; EMR: /usr/local/bin/spade)',
+    })
+    .option('spark-cores', {
+      type: 'number',
+      describe: "a Spark worker node's cores: one partition per node at a time (default: this machine's)",
+    })
+    .option('spark-max-failures', {
+      type: 'number',
+      default: 4,
+      describe: 'attempts per partition (spark.task.maxFailures)',
+    })
+    .option('spark-conf', { type: 'string', array: true, describe: 'extra spark-submit --conf KEY=VALUE (repeatable)' })
     .option('workers', {
       type: 'string',
       describe: 'worker nodes running `spade worker serve`, host:port,... (--executor workers; env SPADE_WORKERS)',
@@ -116,7 +140,7 @@ export function replayOptions<T>(y: Argv<T>) {
     .option('plan', { type: 'boolean', default: false, describe: 'print what would run, change nothing' });
 }
 
-type ReplayArgv = Awaited<ReturnType<ReturnType<typeof replayOptions>['parseAsync']>> & {
+export type ReplayArgv = Awaited<ReturnType<ReturnType<typeof replayOptions>['parseAsync']>> & {
   start?: string;
   end?: string;
   tables?: string[];
@@ -244,7 +268,8 @@ export function workersExecutorFromArgv(
   }
 }
 
-export async function replayCommand(argv: ReplayArgv, threads: number): Promise<number> {
+export async function replayCommand(original: ReplayArgv, threads: number): Promise<number> {
+  const argv = fromOriginalForm(original);
   const opts = toReplayOptions(argv);
   const log = createLogger({ level: argv.log as LogLevel, file: argv['log-file'] || null });
   log.info(`spade replay ${process.argv.slice(3).map(redactText).join(' ')}`);
@@ -265,27 +290,43 @@ export async function replayCommand(argv: ReplayArgv, threads: number): Promise<
           subnetId: argv['emr-subnet'],
           ec2KeyName: argv['emr-key-name'],
           taskMemoryMb: argv['emr-task-memory-mb'],
+          cores: argv['spark-cores'],
+          spadeCommand: argv['spark-spade-cmd'],
           region: argv['emr-region'],
           signal: abort.signal,
           log: log.info,
         })
       : argv.executor === 'workers'
         ? workersExecutorFromArgv(argv, log)
-        : createLocalExecutor({ threads: argv.threads ?? threads });
-  // Ctrl-C during an EMR step: the step keeps running on the cluster unless cancelled, so ask.
+        : argv.executor === 'spark'
+          ? sparkExecutorFromArgv(argv, threads, abort.signal, log)
+          : createLocalExecutor({ threads: argv.threads ?? threads });
+  // Exiting skips every finally: release the runtag's lock first (bounded, for a
+  // store that does not answer), then exit as the signal would have.
   let exiting = false;
-  const onInterrupt = (): void => {
-    if (argv.executor !== 'emr' || abort.signal.aborted) {
-      // process.exit skips every finally: release the runtag's lock first (a second Ctrl-C does not wait).
-      if (exiting) process.exit(130);
-      exiting = true;
-      setTimeout(() => process.exit(130), 5_000).unref(); // a store that does not answer
-      void releaseRuntagLocks().finally(() => process.exit(130));
+  const exitReleasingLock = (code: number, repeatExitsAtOnce: boolean): void => {
+    if (exiting) {
+      if (repeatExitsAtOnce) process.exit(code); // a second Ctrl-C does not wait
       return;
     }
-    void confirm('cancel the EMR step? [y/N] ').then((yes) => (yes ? abort.abort() : log.info('step left running')));
+    exiting = true;
+    setTimeout(() => process.exit(code), 5_000).unref();
+    void releaseRuntagLocks().finally(() => process.exit(code));
   };
-  process.on('SIGINT', onInterrupt);
+  // Ctrl-C during an EMR step or a Spark application: it keeps running on the cluster unless ended, so ask.
+  const onInterrupt = (): void => {
+    if ((argv.executor !== 'emr' && argv.executor !== 'spark') || abort.signal.aborted) {
+      exitReleasingLock(130, true);
+      return;
+    }
+    const what = argv.executor === 'emr' ? 'cancel the EMR step' : 'kill the Spark application';
+    void confirm(`${what}? [y/N] `).then((yes) =>
+      yes ? abort.abort() : log.info(`${argv.executor === 'emr' ? 'step' : 'application'} left running`),
+    );
+  };
+  // SIGTERM (systemd, kill) and SIGHUP (a closed terminal or tmux session) end the run too.
+  const onTerminate = (signal: NodeJS.Signals): void => exitReleasingLock(signal === 'SIGHUP' ? 129 : 143, false);
+  process.on('SIGINT', onInterrupt).on('SIGTERM', onTerminate).on('SIGHUP', onTerminate);
   const progress = createProgress({
     log,
     tty: Boolean(process.stderr.isTTY),
@@ -323,7 +364,7 @@ export async function replayCommand(argv: ReplayArgv, threads: number): Promise<
     if (process.env.SPADE_DEBUG === '1') throw err;
     throw new ReportedError((err as Error).message);
   } finally {
-    process.off('SIGINT', onInterrupt);
+    process.off('SIGINT', onInterrupt).off('SIGTERM', onTerminate).off('SIGHUP', onTerminate);
     await executor.close();
   }
 }

@@ -178,14 +178,17 @@ async function main(): Promise<void> {
       (y) =>
         y
           .command(
-            'emr-task',
-            'Hadoop streaming mapper of --executor emr: partition tasks on stdin, one JSON line each',
+            // emr-task: the name steps of earlier releases call it by, on clusters still running them.
+            ['run-tasks', 'emr-task'],
+            'run the partition tasks on stdin, one JSON line each (what --executor spark and emr run on a node)',
             (w) => w.option('threads', { type: 'number', describe: 'transform threads (default: cores)' }),
             async (argv) => {
               const { runEmrTask } = await import('../../worker/emr-task.js');
               process.exitCode = await runEmrTask(process.stdin, process.stdout, process.stderr, {
                 threads: argv.threads === undefined ? undefined : positiveInt('threads', argv.threads),
               });
+              // A failed partition ends the run even when the caller keeps stdin open (the Spark job does).
+              if (process.exitCode !== 0) process.stdin.destroy();
             },
           )
           .command(
@@ -246,7 +249,7 @@ async function main(): Promise<void> {
               });
             },
           )
-          .demandCommand(1, 'name a worker command: emr-task, serve'),
+          .demandCommand(1, 'name a worker command: run-tasks, serve'),
       () => {},
     )
     .command(

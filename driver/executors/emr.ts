@@ -1,19 +1,23 @@
 /**
- * `--executor emr`: partitions run as the map tasks of one Hadoop streaming step
- * on Amazon EMR, on an existing cluster (`--emr-cluster j-...`) or on a transient
- * cluster started for the run, which terminates itself when the step ends.
+ * `--executor emr`: partitions run as the tasks of one Spark application on
+ * YARN, a `spark-submit` step (through command-runner.jar) on Amazon EMR, on an
+ * existing cluster (`--emr-cluster j-...`) or on a transient cluster started for
+ * the run, which terminates itself when the step ends. The job is the one
+ * `--executor spark` submits (spark_job.py), so the code EMR runs is the code
+ * the tests run on a real Spark cluster.
  *
  * Layout in the output store, one numbered directory per step launched for the
  * runtag (a resumed run launches a new step for the partitions still missing):
- *   <runtag>/_emr/<n>/config.json  the table config text, once (lines name it instead of repeating it)
- *   <runtag>/_emr/<n>/tasks.jsonl  one partition task per line (worker/emr-task.ts `EmrTaskLine`)
- *   <runtag>/_emr/<n>/out/         the step's Hadoop output: one summary line per partition attempt
+ *   <runtag>/_emr/<n>/config.json   the table config text, once (lines name it instead of repeating it)
+ *   <runtag>/_emr/<n>/tasks.jsonl   one partition task per line (worker/emr-task.ts `EmrTaskLine`)
+ *   <runtag>/_emr/<n>/spark_job.py  the job, as submitted
  *
- * One task per node: the step asks for more than half of a node's YARN memory
- * per map container (`mapreduce.map.memory.mb`), so the default (memory-only)
- * capacity-scheduler calculator fits one per node, and the task uses every core
- * of the node with its own thread pool. This works unchanged on existing clusters
- * since it is a step setting, not a cluster one.
+ * One task per node: each executor asks for more than half of a node's YARN
+ * memory (spark.executor.memory + memoryOverhead), so the default (memory-only)
+ * capacity-scheduler calculator fits one per node, and spark.task.cpus =
+ * spark.executor.cores = the node's vCPUs, so the executor runs one partition at
+ * a time, using every core with spade's own thread pool. These are step
+ * settings, not cluster ones: they work unchanged on existing clusters.
  *
  * Progress: the step is polled with DescribeStep; meanwhile the partitions'
  * success manifests are read from the output store as they appear.
@@ -29,6 +33,7 @@ import {
   type RunJobFlowCommandInput,
   type StepConfig,
 } from '@aws-sdk/client-emr';
+import { readFileSync } from 'node:fs';
 import { encodeTaskLine } from '../../worker/emr-task.js';
 import type { PartitionResult } from '../../worker/partition-task.js';
 import { isS3Url, openStore } from '../../worker/store/location.js';
@@ -36,6 +41,7 @@ import type { ObjectStore } from '../../worker/store/objectstore.js';
 import { formatBytes } from '../format.js';
 import { successKey } from '../manifest.js';
 import type { Executor } from './executor.js';
+import { SPARK_JOB_FILE, sparkSubmitArgs } from './spark.js';
 
 export interface EmrExecutorOptions {
   /** Run on this existing cluster (AddJobFlowSteps) instead of starting one. */
@@ -57,11 +63,13 @@ export interface EmrExecutorOptions {
   logUri?: string;
   subnetId?: string;
   ec2KeyName?: string;
-  /** Memory of one map container; default: 3/4 of the instance type's YARN memory. */
+  /** Memory of one executor (heap + overhead); default: 3/4 of the instance type's YARN memory. */
   taskMemoryMb?: number;
-  /** The mapper as the nodes run it; default what scripts/emr/bootstrap.sh installs. */
-  mapperCommand?: string;
-  /** YARN attempts per partition (mapreduce.map.maxattempts); default 4. */
+  /** Cores of one executor = spark.task.cpus; default: the instance type's vCPUs. */
+  cores?: number;
+  /** How the nodes run spade; default what scripts/emr/bootstrap.sh installs. */
+  spadeCommand?: string;
+  /** Attempts per partition (spark.task.maxFailures); default 4. */
   maxAttempts?: number;
   region?: string;
   /** EMR client; default one for `region` (or the environment's). */
@@ -82,7 +90,7 @@ export interface EmrExecutor extends Executor {
   readonly clusterId: string | undefined;
 }
 
-export const DEFAULT_MAPPER = '/usr/local/bin/spade worker emr-task';
+export const DEFAULT_SPADE_COMMAND = '/usr/local/bin/spade';
 export const DEFAULT_MASTER_TYPE = 'm5.xlarge';
 
 /**
@@ -112,6 +120,15 @@ export const YARN_NODE_MEMORY_MB: Readonly<Record<string, number>> = {
   'c5.18xlarge': 139264,
 };
 
+/** vCPUs of the EC2 types named `<family>.xlarge` (4) and `<family>.<N>xlarge` (4N). */
+export function nodeCores(opts: Pick<EmrExecutorOptions, 'instanceType' | 'cores'>): number {
+  if (opts.cores !== undefined) return opts.cores;
+  const m = /\.(\d*)xlarge$/.exec(opts.instanceType);
+  if (!m)
+    throw new Error(`unknown vCPUs of instance type ${opts.instanceType}: pass a node's cores with --spark-cores`);
+  return 4 * Number(m[1] || 1);
+}
+
 /**
  * More than half of the node's YARN memory, so no second map task fits beside
  * it, and a quarter left for the MapReduce application master, which EMR places
@@ -133,38 +150,37 @@ export interface StepSpec {
   runtag: string;
   n: number;
   tasksUrl: string;
-  outputUrl: string;
+  jobUrl: string;
   memoryMb: number;
-  mapper: string;
+  cores: number;
+  spadeCommand: string;
   maxAttempts: number;
 }
 
-/** `command-runner.jar` arguments of the streaming step; generic `-D` options must come before the streaming ones. */
-export function streamingStepArgs(s: StepSpec): string[] {
+/**
+ * `command-runner.jar` arguments of the step: spark-submit on YARN in client
+ * mode (the driver runs on the primary node; cancelling the step ends it, and
+ * with it the application). A fifth of the executor's memory is overhead:
+ * spade runs outside the JVM heap.
+ */
+export function sparkStepArgs(s: StepSpec): string[] {
+  const overhead = Math.max(384, Math.floor(s.memoryMb / 5));
   return [
-    'hadoop-streaming',
-    '-D',
-    `mapreduce.job.name=spade replay ${s.runtag} step ${s.n}`,
-    '-D',
-    'mapreduce.job.reduces=0',
-    '-D',
-    'mapreduce.input.lineinputformat.linespermap=1',
-    '-D',
-    'stream.map.input.ignoreKey=true',
-    '-D',
-    'mapreduce.map.speculative=true',
-    '-D',
-    `mapreduce.map.maxattempts=${s.maxAttempts}`,
-    '-D',
-    `mapreduce.map.memory.mb=${s.memoryMb}`,
-    '-inputformat',
-    'org.apache.hadoop.mapred.lib.NLineInputFormat',
-    '-input',
-    s.tasksUrl,
-    '-output',
-    s.outputUrl,
-    '-mapper',
-    s.mapper,
+    'spark-submit',
+    ...sparkSubmitArgs({
+      runtag: `${s.runtag} step ${s.n}`,
+      master: 'yarn',
+      cores: s.cores,
+      maxFailures: s.maxAttempts,
+      conf: [
+        `spark.executor.memory=${s.memoryMb - overhead}m`,
+        `spark.executor.memoryOverhead=${overhead}m`,
+        'spark.speculation=true',
+      ],
+      jobFile: s.jobUrl,
+      tasks: s.tasksUrl,
+      spadeCmd: s.spadeCommand,
+    }),
   ];
 }
 
@@ -172,7 +188,7 @@ export function buildStep(s: StepSpec, actionOnFailure: StepConfig['ActionOnFail
   return {
     Name: `spade replay ${s.runtag} (${s.n})`,
     ActionOnFailure: actionOnFailure,
-    HadoopJarStep: { Jar: 'command-runner.jar', Args: streamingStepArgs(s) },
+    HadoopJarStep: { Jar: 'command-runner.jar', Args: sparkStepArgs(s) },
   };
 }
 
@@ -191,7 +207,7 @@ export function buildRunJobFlowInput(
     Name: `spade replay ${runtag}`,
     ReleaseLabel: opts.releaseLabel,
     LogUri: opts.logUri,
-    Applications: [{ Name: 'Hadoop' }],
+    Applications: [{ Name: 'Hadoop' }, { Name: 'Spark' }],
     Instances: {
       InstanceGroups: [
         {
@@ -280,9 +296,10 @@ export function createEmrExecutor(opts: EmrExecutorOptions): EmrExecutor {
     runtag,
     n,
     tasksUrl: store.urlOf(`${runtag}/_emr/${n}/tasks.jsonl`),
-    outputUrl: store.urlOf(`${runtag}/_emr/${n}/out`),
+    jobUrl: store.urlOf(`${runtag}/_emr/${n}/spark_job.py`),
     memoryMb: taskMemoryMb(opts),
-    mapper: opts.mapperCommand ?? DEFAULT_MAPPER,
+    cores: nodeCores(opts),
+    spadeCommand: opts.spadeCommand ?? DEFAULT_SPADE_COMMAND,
     maxAttempts: opts.maxAttempts ?? 4,
   });
 
@@ -294,13 +311,14 @@ export function createEmrExecutor(opts: EmrExecutorOptions): EmrExecutor {
     describe(tasks) {
       const bytes = tasks.reduce((s, t) => s + t.partition.bytes, 0);
       const lines: string[] = [];
-      const memory = (() => {
+      const known = (f: () => number, unit: string): string => {
         try {
-          return `${taskMemoryMb(opts)} MB`;
+          return `${f()} ${unit}`;
         } catch (err) {
           return `unknown (${(err as Error).message})`;
         }
-      })();
+      };
+      const memory = `${known(() => taskMemoryMb(opts), 'MB')}, ${known(() => nodeCores(opts), 'cores')}`;
       if (opts.clusterId) {
         lines.push(`executor emr: existing cluster ${opts.clusterId} (a step is added; the cluster is left running)`);
       } else {
@@ -315,8 +333,8 @@ export function createEmrExecutor(opts: EmrExecutorOptions): EmrExecutor {
         );
       }
       lines.push(
-        `one map task per partition, one task per node (map container ${memory} of ${opts.instanceType}), ` +
-          `${opts.maxAttempts ?? 4} attempt(s), speculative copies on`,
+        `a spark-submit step on YARN: one Spark task per partition, one task per node (executor ${memory} of ` +
+          `${opts.instanceType}), ${opts.maxAttempts ?? 4} attempt(s), speculative copies on`,
       );
       const nodes = opts.clusterId ? null : opts.instanceCount;
       lines.push(
@@ -328,10 +346,10 @@ export function createEmrExecutor(opts: EmrExecutorOptions): EmrExecutor {
         try {
           spec = stepSpec(tasks[0].runtag, 0, openStore(tasks[0].output));
         } catch {
-          spec = null; // unknown task memory: already said above
+          spec = null; // unknown task memory or cores: already said above
         }
         if (spec) {
-          const args = streamingStepArgs(spec).map((a) => (/[\s"]/.test(a) ? JSON.stringify(a) : a));
+          const args = sparkStepArgs(spec).map((a) => (/[\s"]/.test(a) ? JSON.stringify(a) : a));
           lines.push(`step: command-runner.jar ${args.join(' ').replace(/\/_emr\/0\//g, '/_emr/<n>/')}`);
         }
       }
@@ -362,6 +380,7 @@ export function createEmrExecutor(opts: EmrExecutorOptions): EmrExecutor {
         .map((t) => encodeTaskLine(t, t.settings.configText === first.settings.configText ? configUrl : null))
         .join('\n');
       await store.put(`${dir}/tasks.jsonl`, body + '\n');
+      await store.put(`${dir}/spark_job.py`, readFileSync(SPARK_JOB_FILE, 'utf8'));
       log(`wrote ${tasks.length} partition task(s) to ${spec.tasksUrl}`);
 
       if (opts.clusterId) {

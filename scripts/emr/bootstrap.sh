@@ -1,7 +1,7 @@
 #!/bin/bash
 # EMR bootstrap action of `spade replay --executor emr`: runs on every node
-# before Hadoop starts; installs Node 20 and the spade package, and puts the
-# mapper command at /usr/local/bin/spade.
+# before Hadoop starts; installs Node 20 and the spade package, and puts spade,
+# the command the Spark job runs on each node, at /usr/local/bin/spade.
 #
 #   bootstrap.sh s3://bucket/prefix/      (the directory package.sh uploaded to)
 #

@@ -15,7 +15,9 @@ import {
   RunJobFlowCommand,
 } from '@aws-sdk/client-emr';
 import { mockClient } from 'aws-sdk-client-mock';
+import { readFileSync } from 'node:fs';
 import { createEmrExecutor, type EmrExecutorOptions } from '../../../driver/executors/emr.js';
+import { SPARK_JOB_FILE } from '../../../driver/executors/spark.js';
 import type { PartitionResult, PartitionTask } from '../../../worker/partition-task.js';
 import { decodeTaskLine } from '../../../worker/emr-task.js';
 import { emptyCounts } from '../../../worker/transform/outcomes.js';
@@ -76,30 +78,34 @@ function setup(extra: Partial<EmrExecutorOptions> = {}) {
 }
 
 const EXPECTED_ARGS = [
-  'hadoop-streaming',
-  '-D',
-  'mapreduce.job.name=spade replay rt1 step 1',
-  '-D',
-  'mapreduce.job.reduces=0',
-  '-D',
-  'mapreduce.input.lineinputformat.linespermap=1',
-  '-D',
-  'stream.map.input.ignoreKey=true',
-  '-D',
-  'mapreduce.map.speculative=true',
-  '-D',
-  'mapreduce.map.maxattempts=4',
-  '-D',
-  // 3/4 of the 24576 MB EMR gives YARN on an m5.2xlarge: more than half, so one task per node.
-  'mapreduce.map.memory.mb=18432',
-  '-inputformat',
-  'org.apache.hadoop.mapred.lib.NLineInputFormat',
-  '-input',
+  'spark-submit',
+  '--master',
+  'yarn',
+  '--deploy-mode',
+  'client',
+  '--name',
+  'spade replay rt1 step 1',
+  '--conf',
+  // the 8 vCPUs of an m5.2xlarge: one partition at a time per executor
+  'spark.executor.cores=8',
+  '--conf',
+  'spark.task.cpus=8',
+  '--conf',
+  'spark.task.maxFailures=4',
+  '--conf',
+  'spark.locality.wait=0s',
+  '--conf',
+  'spark.log.level=WARN',
+  '--conf',
+  // heap + overhead = 3/4 of the 24576 MB EMR gives YARN on an m5.2xlarge: more than half, so one executor per node.
+  'spark.executor.memory=14746m',
+  '--conf',
+  'spark.executor.memoryOverhead=3686m',
+  '--conf',
+  'spark.speculation=true',
+  's3://out/rt1/_emr/1/spark_job.py',
   's3://out/rt1/_emr/1/tasks.jsonl',
-  '-output',
-  's3://out/rt1/_emr/1/out',
-  '-mapper',
-  '/usr/local/bin/spade worker emr-task',
+  '/usr/local/bin/spade',
 ];
 
 test('transient cluster: the exact RunJobFlow request, polling to COMPLETED, progress from success manifests', async () => {
@@ -125,7 +131,7 @@ test('transient cluster: the exact RunJobFlow request, polling to COMPLETED, pro
     Name: 'spade replay rt1',
     ReleaseLabel: 'emr-7.5.0',
     LogUri: 's3://deploy/emr-logs/',
-    Applications: [{ Name: 'Hadoop' }],
+    Applications: [{ Name: 'Hadoop' }, { Name: 'Spark' }],
     Instances: {
       InstanceGroups: [
         { Name: 'primary', InstanceRole: 'MASTER', InstanceType: 'm5.xlarge', InstanceCount: 1, Market: 'ON_DEMAND' },
@@ -165,6 +171,8 @@ test('transient cluster: the exact RunJobFlow request, polling to COMPLETED, pro
 
   // The manifest: config once, one decodable task per line referring to it.
   assert.equal((await store.readBytes('rt1/_emr/1/config.json')).toString(), CONFIG_TEXT);
+  // The job the step submits is the one --executor spark submits.
+  assert.equal((await store.readBytes('rt1/_emr/1/spark_job.py')).toString(), readFileSync(SPARK_JOB_FILE, 'utf8'));
   const lines = (await store.readBytes('rt1/_emr/1/tasks.jsonl')).toString().trimEnd().split('\n');
   assert.equal(lines.length, 3);
   for (const [i, l] of lines.entries()) {
@@ -321,8 +329,11 @@ test('describe (--plan) shows the cluster, the step and partitions per node with
   assert.match(text, /terminates itself when the step ends/);
   assert.match(text, /bootstrap: s3:\/\/deploy\/spade\/bootstrap\.sh/);
   assert.match(text, /7 partition\(s\).*about 3 partition\(s\) per node/);
-  assert.match(text, /map container 18432 MB/);
-  assert.match(text, /step: command-runner\.jar hadoop-streaming .*-input s3:\/\/out\/rt1\/_emr\/<n>\/tasks\.jsonl/);
+  assert.match(text, /executor 18432 MB, 8 cores of m5\.2xlarge/);
+  assert.match(
+    text,
+    /step: command-runner\.jar spark-submit --master yarn .* s3:\/\/out\/rt1\/_emr\/<n>\/spark_job\.py s3:\/\/out\/rt1\/_emr\/<n>\/tasks\.jsonl \/usr\/local\/bin\/spade$/m,
+  );
   assert.equal(emr.calls().length, 0);
 });
 
@@ -336,6 +347,7 @@ test('local edge or output locations are refused before anything is launched', a
 test('an instance type without known YARN memory needs the task memory flag', () => {
   const { executor } = setup({ instanceType: 'x9.huge' });
   assert.match(executor.describe(makeTasks(1)).join('\n'), /--emr-task-memory-mb/);
-  const { executor: e2 } = setup({ instanceType: 'x9.huge', taskMemoryMb: 9000 });
-  assert.match(e2.describe(makeTasks(1)).join('\n'), /map container 9000 MB/);
+  assert.match(executor.describe(makeTasks(1)).join('\n'), /--spark-cores/);
+  const { executor: e2 } = setup({ instanceType: 'x9.huge', taskMemoryMb: 9000, cores: 6 });
+  assert.match(e2.describe(makeTasks(1)).join('\n'), /executor 9000 MB, 6 cores/);
 });
