@@ -130,7 +130,7 @@ test('runtag lock on S3 (s3rver)', async (t) => {
   await behavesAsALock(store);
 });
 
-test('the replay CLI refuses a runtag another run holds, takes over a stale lock, and releases on Ctrl-C', async (t) => {
+test('the replay CLI refuses a runtag another run holds, takes over a stale lock, and releases on Ctrl-C, SIGTERM and SIGHUP', async (t) => {
   const world = await startReplayWorld(t, {
     startSec: Date.UTC(2023, 10, 6, 7, 0, 0) / 1000,
     endSec: Date.UTC(2023, 10, 6, 10, 0, 0) / 1000,
@@ -177,34 +177,46 @@ test('the replay CLI refuses a runtag another run holds, takes over a stale lock
   await blocker.connect();
   await blocker.query('BEGIN');
   await blocker.query('LOCK TABLE physical.login IN ACCESS EXCLUSIVE MODE');
-  const child = spawn(
-    process.execPath,
-    [SPADE, 'replay', ...args, '--runtag', 'interrupted', '--edge', 's3://edge', '--output', 's3://out'].concat([
-      '--rsurl',
-      world.rsurl,
-      '--config',
-      DEMO_CONFIG,
-      '--log-file',
-      '',
-      '--threads',
-      '2',
-    ]),
-    { env: { ...process.env, ...world.env }, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  for (;;) {
-    const waiting = await world.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'runtag_lock' AND wait_event_type = 'Lock'",
+  // Ctrl-C (SIGINT), SIGTERM (kill, systemd) and SIGHUP (a closed tmux session) alike.
+  // The backends of interrupted runs keep waiting for the table until the blocker ends,
+  // so this run's wait is one more waiter than before it started.
+  let earlierWaiters = 0;
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const) {
+    const runtag = `interrupted-${signal}`;
+    const child = spawn(
+      process.execPath,
+      [SPADE, 'replay', ...args, '--runtag', runtag, '--edge', 's3://edge', '--output', 's3://out'].concat([
+        '--rsurl',
+        world.rsurl,
+        '--config',
+        DEMO_CONFIG,
+        '--log-file',
+        '',
+        '--threads',
+        '2',
+      ]),
+      { env: { ...process.env, ...world.env }, stdio: ['ignore', 'ignore', 'pipe'] },
     );
-    if (waiting[0]!.n > 0 || child.exitCode !== null) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    for (;;) {
+      const waiting = await world.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'runtag_lock' AND wait_event_type = 'Lock'",
+      );
+      if (waiting[0]!.n > earlierWaiters || child.exitCode !== null) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(await world.out.exists(runtagLockKey(runtag)), true, stderr);
+    child.kill(signal);
+    assert.equal(await exit, code, stderr);
+    assert.equal(await world.out.exists(runtagLockKey(runtag)), false, `${signal} released the lock`);
+    earlierWaiters++;
   }
-  assert.equal(await world.out.exists(runtagLockKey('interrupted')), true, stderr);
-  child.kill('SIGINT');
-  assert.equal(await exit, 130, stderr);
-  assert.equal(await world.out.exists(runtagLockKey('interrupted')), false, 'Ctrl-C released the lock');
   await blocker.query('ROLLBACK');
   await blocker.end();
 });
