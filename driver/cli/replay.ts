@@ -16,6 +16,7 @@ import { createProgress } from '../progress.js';
 import { runReplay, type ReplayOptions } from '../replay.js';
 import { parseWindow, WindowError } from '../window.js';
 import { redactText } from '../../worker/redact.js';
+import { isS3Url, localPath } from '../../worker/store/location.js';
 import type { TransformSettings } from '../../worker/transform/setup.js';
 import { ReportedError, UsageError } from './errors.js';
 import { kinesisOptions, toKinesisOptions } from './kinesis-flags.js';
@@ -156,6 +157,19 @@ function locationFromEnv(value: string | undefined): string | undefined {
   return `s3://${value}`;
 }
 
+/**
+ * A local directory as an absolute path, S3 locations as they are: partition tasks
+ * run in other working directories (a Spark executor's, a worker daemon's).
+ */
+function absoluteLocation(location: string, flag: string): string {
+  if (isS3Url(location)) return location;
+  try {
+    return localPath(location);
+  } catch (err) {
+    throw new UsageError(`--${flag}: ${(err as Error).message}`);
+  }
+}
+
 function isLocal(location: string): boolean {
   return !location.startsWith('s3://');
 }
@@ -199,11 +213,13 @@ export function toReplayOptions(argv: ReplayArgv, env: NodeJS.ProcessEnv = proce
     throw new UsageError(`--max-shrink must be between 0 and 1, got ${argv['max-shrink']}`);
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,126}$/.test(argv.schema))
     throw new UsageError(`--schema must be a plain identifier, got '${argv.schema}'`);
-  const edge = argv.edge ?? locationFromEnv(env.EDGE_BUCKET);
-  if (!edge) throw new UsageError('no edge logs: pass --edge s3://bucket or a directory (or set EDGE_BUCKET)');
-  const output = argv.output ?? locationFromEnv(env.COMPACTER_BUCKET);
-  if (!output)
+  const edgeFlag = argv.edge ?? locationFromEnv(env.EDGE_BUCKET);
+  if (!edgeFlag) throw new UsageError('no edge logs: pass --edge s3://bucket or a directory (or set EDGE_BUCKET)');
+  const outputFlag = argv.output ?? locationFromEnv(env.COMPACTER_BUCKET);
+  if (!outputFlag)
     throw new UsageError('no output location: pass --output s3://bucket or a directory (or set COMPACTER_BUCKET)');
+  const edge = absoluteLocation(edgeFlag, 'edge');
+  const output = absoluteLocation(outputFlag, 'output');
   const config = argv.config ?? env.SPADE_CONFIG;
   if (!config) throw new UsageError('no table config: pass --config FILE|URL (or set SPADE_CONFIG)');
   let rsurl = argv.rsurl ?? null;
@@ -229,8 +245,8 @@ export function toReplayOptions(argv: ReplayArgv, env: NodeJS.ProcessEnv = proce
     maxShrink: argv['max-shrink'],
     allowShrink: argv['allow-shrink'],
     plan: argv.plan,
-    geoipCity: argv['geoip-city'],
-    geoipAsn: argv['geoip-asn'],
+    geoipCity: argv['geoip-city'] === undefined ? undefined : resolve(argv['geoip-city']),
+    geoipAsn: argv['geoip-asn'] === undefined ? undefined : resolve(argv['geoip-asn']),
     userIdMapping: argv.userIdMapping,
     blueprintUrl: env.BLUEPRINT_URL || undefined,
     createTables: argv['create-tables'],
