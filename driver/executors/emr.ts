@@ -40,7 +40,7 @@ import { isS3Url, openStore } from '../../worker/store/location.js';
 import type { ObjectStore } from '../../worker/store/objectstore.js';
 import { formatBytes } from '../format.js';
 import { successKey } from '../manifest.js';
-import type { Executor } from './executor.js';
+import { nextNumberedDir, type Executor } from './executor.js';
 import { SPARK_JOB_FILE, sparkSubmitArgs } from './spark.js';
 
 export interface EmrExecutorOptions {
@@ -260,17 +260,6 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** Next free step number under `<runtag>/_emr/`. */
-async function nextStepNumber(store: ObjectStore, runtag: string): Promise<number> {
-  let max = 0;
-  const prefix = `${runtag}/_emr/`;
-  for await (const o of store.list(prefix)) {
-    const m = /^(\d+)\//.exec(o.key.slice(prefix.length));
-    if (m) max = Math.max(max, Number(m[1]));
-  }
-  return max + 1;
-}
-
 export function createEmrExecutor(opts: EmrExecutorOptions): EmrExecutor {
   const log = opts.log ?? (() => {});
   let client = opts.client;
@@ -368,7 +357,7 @@ export function createEmrExecutor(opts: EmrExecutorOptions): EmrExecutor {
       }
       const store = opts.outputStore ?? openStore(first.output);
       const runtag = first.runtag;
-      const n = await nextStepNumber(store, runtag);
+      const n = await nextNumberedDir(store, `${runtag}/_emr/`);
       const spec = stepSpec(runtag, n, store);
       const dir = `${runtag}/_emr/${n}`;
 

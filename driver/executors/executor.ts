@@ -3,6 +3,7 @@
  * that finished (its success manifest is then in the output store).
  */
 import type { PartitionResult, PartitionTask } from '../../worker/partition-task.js';
+import type { ObjectStore } from '../../worker/store/objectstore.js';
 
 export interface ExecutorHooks {
   onPartitionDone(result: PartitionResult): void;
@@ -30,4 +31,18 @@ export async function forEachLimited<T>(items: T[], limit: number, fn: (item: T)
     }
   });
   await Promise.all(lanes);
+}
+
+/**
+ * The next free number of a numbered directory under `prefix` (e.g. `<runtag>/_emr/`):
+ * a resumed run launches a new step or application for the partitions still missing,
+ * and keeps what the earlier ones wrote.
+ */
+export async function nextNumberedDir(store: ObjectStore, prefix: string): Promise<number> {
+  let max = 0;
+  for await (const o of store.list(prefix)) {
+    const m = /^(\d+)\//.exec(o.key.slice(prefix.length));
+    if (m) max = Math.max(max, Number(m[1]));
+  }
+  return max + 1;
 }

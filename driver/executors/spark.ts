@@ -32,10 +32,9 @@ import { fileURLToPath } from 'node:url';
 import { encodeTaskLine } from '../../worker/emr-task.js';
 import type { PartitionResult } from '../../worker/partition-task.js';
 import { openStore } from '../../worker/store/location.js';
-import type { ObjectStore } from '../../worker/store/objectstore.js';
 import { formatBytes } from '../format.js';
 import { successKey } from '../manifest.js';
-import type { Executor } from './executor.js';
+import { nextNumberedDir, type Executor } from './executor.js';
 
 /** The job file shipped in the package (source tree and dist/ alike: dist/driver/executors → driver/executors). */
 export const SPARK_JOB_FILE = fileURLToPath(new URL('../../../driver/executors/spark_job.py', import.meta.url));
@@ -121,17 +120,6 @@ export function shellCommand(argv: string[]): string {
   return argv.map((a) => (/^[\w@%+=:,./[\]-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
-/** Next free number under `<runtag>/_spark/`. */
-async function nextRunNumber(store: ObjectStore, runtag: string): Promise<number> {
-  let max = 0;
-  const prefix = `${runtag}/_spark/`;
-  for await (const o of store.list(prefix)) {
-    const m = /^(\d+)\//.exec(o.key.slice(prefix.length));
-    if (m) max = Math.max(max, Number(m[1]));
-  }
-  return max + 1;
-}
-
 /** What spark-submit's log says about one failed task attempt, e.g. a lost executor. */
 const LOST_TASK = /Lost task (\d+)\.(\d+) in stage [\d.]+ \(TID \d+\)(?: \([^)]*\))?: (.*)$/;
 const LOST_EXECUTOR = /ERROR TaskSchedulerImpl: Lost executor (\S+) on ([^:\s]+): (.*)$/;
@@ -197,7 +185,7 @@ export function createSparkExecutor(opts: SparkExecutorOptions): SparkExecutor {
       const first = tasks[0]!;
       const runtag = first.runtag;
       const store = openStore(first.output);
-      const n = await nextRunNumber(store, runtag);
+      const n = await nextNumberedDir(store, `${runtag}/_spark/`);
       const configKey = `${runtag}/_spark/${n}/config.json`;
       await store.put(configKey, first.settings.configText);
       const configUrl = store.urlOf(configKey);
