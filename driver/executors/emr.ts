@@ -35,12 +35,10 @@ import {
 } from '@aws-sdk/client-emr';
 import { readFileSync } from 'node:fs';
 import { encodeTaskLine } from '../../worker/emr-task.js';
-import type { PartitionResult } from '../../worker/partition-task.js';
 import { isS3Url, openStore } from '../../worker/store/location.js';
 import type { ObjectStore } from '../../worker/store/objectstore.js';
 import { formatBytes } from '../format.js';
-import { successKey } from '../manifest.js';
-import { nextNumberedDir, type Executor } from './executor.js';
+import { collectSuccessManifests, nextNumberedDir, type Executor } from './executor.js';
 import { SPARK_JOB_FILE, sparkSubmitArgs } from './spark.js';
 
 export interface EmrExecutorOptions {
@@ -395,15 +393,8 @@ export function createEmrExecutor(opts: EmrExecutorOptions): EmrExecutor {
       const step = stepId;
 
       const pending = new Map(tasks.map((t) => [t.partition.id, t]));
-      const collect = async (): Promise<void> => {
-        for await (const o of store.list(`${runtag}/_success/`)) {
-          const id = o.key.slice(`${runtag}/_success/`.length).replace(/\.json$/, '');
-          if (!pending.has(id) || o.key !== successKey(runtag, id)) continue;
-          const result = JSON.parse((await store.readBytes(o.key)).toString('utf8')) as PartitionResult;
-          pending.delete(id);
-          hooks.onPartitionDone(result);
-        }
-      };
+      const collect = (): Promise<void> =>
+        collectSuccessManifests(store, runtag, pending, (result) => hooks.onPartitionDone(result));
 
       const onAbort = (): void => {
         cancelWanted = true;

@@ -4,6 +4,7 @@
  */
 import type { PartitionResult, PartitionTask } from '../../worker/partition-task.js';
 import type { ObjectStore } from '../../worker/store/objectstore.js';
+import { successKey } from '../manifest.js';
 
 export interface ExecutorHooks {
   onPartitionDone(result: PartitionResult): void;
@@ -45,4 +46,25 @@ export async function nextNumberedDir(store: ObjectStore, prefix: string): Promi
     if (m) max = Math.max(max, Number(m[1]));
   }
   return max + 1;
+}
+
+/**
+ * Reports each partition of `pending` whose success manifest has appeared under
+ * `<runtag>/_success/`, and removes it from `pending`: how the executors that hand
+ * the partitions to a cluster (EMR, Spark) learn which ones finished.
+ */
+export async function collectSuccessManifests(
+  store: ObjectStore,
+  runtag: string,
+  pending: Map<string, unknown>,
+  onDone: (result: PartitionResult) => void,
+): Promise<void> {
+  const prefix = `${runtag}/_success/`;
+  for await (const o of store.list(prefix)) {
+    const id = o.key.slice(prefix.length).replace(/\.json$/, '');
+    if (!pending.has(id) || o.key !== successKey(runtag, id)) continue;
+    const result = JSON.parse((await store.readBytes(o.key)).toString('utf8')) as PartitionResult;
+    pending.delete(id);
+    onDone(result);
+  }
 }

@@ -30,11 +30,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { encodeTaskLine } from '../../worker/emr-task.js';
-import type { PartitionResult } from '../../worker/partition-task.js';
 import { openStore } from '../../worker/store/location.js';
 import { formatBytes } from '../format.js';
-import { successKey } from '../manifest.js';
-import { nextNumberedDir, type Executor } from './executor.js';
+import { collectSuccessManifests, nextNumberedDir, type Executor } from './executor.js';
 
 /** The job file shipped in the package (source tree and dist/ alike: dist/driver/executors → driver/executors). */
 export const SPARK_JOB_FILE = fileURLToPath(new URL('../../../driver/executors/spark_job.py', import.meta.url));
@@ -199,15 +197,8 @@ export function createSparkExecutor(opts: SparkExecutorOptions): SparkExecutor {
       log(`spark-submit: ${shellCommand([submit, ...args])}`);
 
       const pending = new Map(tasks.map((t) => [t.partition.id, t]));
-      const collect = async (): Promise<void> => {
-        for await (const o of store.list(`${runtag}/_success/`)) {
-          const id = o.key.slice(`${runtag}/_success/`.length).replace(/\.json$/, '');
-          if (!pending.has(id) || o.key !== successKey(runtag, id)) continue;
-          const result = JSON.parse((await store.readBytes(o.key)).toString('utf8')) as PartitionResult;
-          pending.delete(id);
-          hooks.onPartitionDone(result);
-        }
-      };
+      const collect = (): Promise<void> =>
+        collectSuccessManifests(store, runtag, pending, (result) => hooks.onPartitionDone(result));
 
       const proc = spawn(submit, args, {
         env: opts.env ?? process.env,
