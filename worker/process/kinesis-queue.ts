@@ -20,6 +20,7 @@ import { KinesisPublisher, type KinesisPublishOptions, type RowFile } from '../o
 import type { ObjectStore } from '../store/objectstore.js';
 import type { TableSchema } from '../transform/schema.js';
 import type { BatchManifest } from './batch.js';
+import { RetryPause } from './retry-pause.js';
 
 const PENDING_FILE = 'kinesis-pending.json';
 
@@ -30,7 +31,7 @@ export class KinesisQueue {
   private readonly ready = new Set<string>();
   private running: Promise<void> | null = null;
   private stopping = false;
-  private wake: (() => void) | null = null;
+  private readonly pause = new RetryPause();
   private saveChain: Promise<void> = Promise.resolve();
 
   private constructor(
@@ -102,7 +103,7 @@ export class KinesisQueue {
   /** Publishes what is ready (one attempt per batch), then closes; what failed stays pending for the next start. */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake?.();
+    this.pause.wake();
     await this.running;
     await this.saveChain;
     this.publisher.close();
@@ -110,7 +111,7 @@ export class KinesisQueue {
 
   private kick(): void {
     if (this.running === null) this.running = this.loop().finally(() => (this.running = null));
-    this.wake?.();
+    this.pause.wake();
   }
 
   private async loop(): Promise<void> {
@@ -125,14 +126,7 @@ export class KinesisQueue {
         continue;
       }
       if (this.stopping) return;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.retryMs);
-        this.wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.wake = null;
+      await this.pause.sleep(this.retryMs);
     }
   }
 

@@ -9,6 +9,7 @@ import { AppendLoader, type AppendFile } from '../../driver/warehouse/append.js'
 import type { ObjectStore } from '../store/objectstore.js';
 import type { TableSchema } from '../transform/schema.js';
 import type { BatchManifest } from './batch.js';
+import { RetryPause } from './retry-pause.js';
 
 export interface LoaderHooks {
   loaded(manifestKey: string, rows: number, already: boolean): Promise<void>;
@@ -19,7 +20,7 @@ export class ContinuousLoader {
   private readonly queue: string[] = [];
   private running: Promise<void> | null = null;
   private stopping = false;
-  private wake: (() => void) | null = null;
+  private readonly pause = new RetryPause();
 
   constructor(
     private readonly loader: AppendLoader,
@@ -34,7 +35,7 @@ export class ContinuousLoader {
     if (this.queue.includes(manifestKey)) return;
     this.queue.push(manifestKey);
     if (this.running === null && !this.stopping) this.running = this.loop().finally(() => (this.running = null));
-    this.wake?.();
+    this.pause.wake();
   }
 
   pending(): number {
@@ -44,7 +45,7 @@ export class ContinuousLoader {
   /** Lets the append in progress finish (or fail); queued manifests stay in the checkpoint for the next start. */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake?.();
+    this.pause.wake();
     await this.running;
     await this.loader.close();
   }
@@ -58,14 +59,7 @@ export class ContinuousLoader {
         await this.hooks.loaded(key, res.rows, res.status === 'already_loaded');
       } catch (err) {
         this.hooks.failed(key, err as Error);
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, this.retryMs);
-          this.wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
-        this.wake = null;
+        await this.pause.sleep(this.retryMs);
       }
     }
   }
