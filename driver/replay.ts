@@ -47,6 +47,7 @@ import { quoteIdent } from './warehouse/sql.js';
 import { expectedColumns } from './warehouse/table-columns.js';
 import { openWarehouse, type TableLoadResult, type Warehouse } from './warehouse/warehouse.js';
 import { datePrefixes, type ReplayWindow } from './window.js';
+import { kinesisWhere } from '../worker/output/kinesis-limits.js';
 
 export interface ReplayOptions {
   window: ReplayWindow;
@@ -445,8 +446,7 @@ function refuseFilesWithoutUuids(
 }
 
 function describeKinesis(k: KinesisPublishOptions): string {
-  const where =
-    k.endpoint ?? `region ${k.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1'}`;
+  const where = kinesisWhere(k);
   const streams = k.targets.map((t) => `${t.stream} (${t.tables ? t.tables.join(', ') : 'all tables'})`);
   return `publish to ${streams.join(', ')} at ${where}, ${k.concurrency} batch(es) in flight per stream, files already published skipped`;
 }

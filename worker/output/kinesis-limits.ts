@@ -17,3 +17,13 @@ export interface KinesisConnection {
   /** Default: the AWS default credential chain. */
   credentials?: { accessKeyId: string; secretAccessKey: string };
 }
+
+/** The region a connection uses: its own, else AWS_REGION, AWS_DEFAULT_REGION, else us-east-1. */
+export function kinesisRegion(conn: KinesisConnection, env: NodeJS.ProcessEnv = process.env): string {
+  return conn.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
+}
+
+/** Where a connection's streams are, for messages: its endpoint, else its region. */
+export function kinesisWhere(conn: KinesisConnection): string {
+  return conn.endpoint ?? `region ${kinesisRegion(conn)}`;
+}

@@ -30,7 +30,13 @@ import type { TableSchema } from '../transform/schema.js';
 // Types only from kinesis.ts: it loads the AWS SDK, which KinesisPublisher.open imports on first use
 // (every CLI start imports this module, and most runs publish nothing).
 import type { BatchStats, KinesisSender, SenderOptions } from './kinesis.js';
-import { MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RECORD_BYTES, type KinesisConnection } from './kinesis-limits.js';
+import {
+  kinesisWhere,
+  MAX_BATCH_BYTES,
+  MAX_BATCH_RECORDS,
+  MAX_RECORD_BYTES,
+  type KinesisConnection,
+} from './kinesis-limits.js';
 import { RecordEncoder } from './kinesis-record.js';
 import { decodeRow } from './tsv.js';
 
@@ -336,9 +342,7 @@ export class KinesisPublisher {
   static async open(opts: KinesisPublishOptions): Promise<KinesisPublisher> {
     const { createKinesisClient, describeStream, KinesisSender } = await import('./kinesis.js');
     const client = createKinesisClient(opts);
-    const where =
-      opts.endpoint ??
-      `region ${opts.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1'}`;
+    const where = kinesisWhere(opts);
     try {
       for (const t of opts.targets) {
         try {

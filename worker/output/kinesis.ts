@@ -23,7 +23,7 @@ import {
   type PutRecordsRequestEntry,
 } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { KinesisConnection } from './kinesis-limits.js';
+import { kinesisRegion, type KinesisConnection } from './kinesis-limits.js';
 
 // This module loads the SDK: import it only where records are sent (kinesis-publish.ts loads it on first use).
 export * from './kinesis-limits.js';
@@ -37,7 +37,7 @@ export * from './kinesis-limits.js';
 export function createKinesisClient(conn: KinesisConnection, env: NodeJS.ProcessEnv = process.env): KinesisClient {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   return new KinesisClient({
-    region: conn.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
+    region: kinesisRegion(conn, env),
     maxAttempts: 3,
     ...(conn.credentials ? { credentials: conn.credentials } : {}),
     requestHandler: new NodeHttpHandler({ connectionTimeout: 10_000, requestTimeout: 60_000 }),
