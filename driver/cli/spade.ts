@@ -152,7 +152,7 @@ async function main(): Promise<void> {
           .option('dialect', { choices: ['redshift', 'postgres'] as const, default: 'redshift' as const })
           .option('schema', { type: 'string', default: 'physical', describe: 'warehouse schema' }),
       async (argv) => {
-        const { ddlCommand } = await import('../warehouse/ddl-command.js');
+        const { ddlCommand } = await import('./ddl-command.js');
         process.stdout.write(
           await ddlCommand({
             config: argv.config,
