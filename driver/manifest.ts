@@ -10,6 +10,7 @@ import type { TransformDigest } from '../worker/transform/digest.js';
 import type { Partition } from './partition.js';
 
 export { successKey, type SuccessManifest } from '../worker/partition-task.js';
+export { redshiftManifest } from '../worker/warehouse/redshift-manifest.js';
 
 export interface RunRecord {
   runtag: string;
@@ -38,9 +39,4 @@ export async function readJson<T>(store: ObjectStore, key: string): Promise<T | 
 
 export async function writeJson(store: ObjectStore, key: string, value: unknown): Promise<void> {
   await store.put(key, JSON.stringify(value, null, 1) + '\n');
-}
-
-/** Redshift MANIFEST format: exact files, each mandatory, so a missing one fails the COPY. */
-export function redshiftManifest(urls: string[]): string {
-  return JSON.stringify({ entries: urls.map((url) => ({ url, mandatory: true })) }, null, 1) + '\n';
 }

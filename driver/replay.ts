@@ -42,10 +42,9 @@ import type { ReplayProgress } from './progress.js';
 import { formatDamagedInputs, formatLoadReport } from './report.js';
 import { checkManifestDigests, checkRunDigest, driverTransformDigest } from './run-digest.js';
 import { formatPublishReport, unpublishedFiles } from './publish-report.js';
-import { createTableSql } from '../worker/warehouse/ddl.js';
-import { quoteIdent } from '../worker/warehouse/sql.js';
+import { createMissingTables } from '../worker/warehouse/create-tables.js';
 import { expectedColumns } from '../worker/warehouse/table-columns.js';
-import { type TableLoadResult, type Warehouse } from '../worker/warehouse/warehouse.js';
+import { type TableLoadResult } from '../worker/warehouse/warehouse.js';
 import { openWarehouse } from '../worker/warehouse/open.js';
 import { datePrefixes, type ReplayWindow } from './window.js';
 import { kinesisWhere } from '../worker/output/kinesis-limits.js';
@@ -379,7 +378,7 @@ async function replayHoldingLock(
       const p = (publisher = await KinesisPublisher.open(opts.kinesis));
       deps.progress.startPublish(() => p.published);
     }
-    if (opts.createTables) await createMissingTables(warehouse, schemas, tables, opts.schema, log);
+    if (opts.createTables) await createMissingTables(warehouse, schemas, tables, opts.schema, log.info);
     deps.progress.startLoad(tables);
     await forEachLimited(tables, opts.poolsize, async (table) => {
       deps.progress.tableState(table, 'loading');
@@ -498,21 +497,4 @@ async function loadSuccessManifests(
       if (m) into.set(p.id, m);
     },
   );
-}
-
-async function createMissingTables(
-  warehouse: Warehouse,
-  schemas: TableSchema[],
-  tables: string[],
-  schema: string,
-  log: Logger,
-): Promise<void> {
-  if (warehouse.kind === 'redshift') return;
-  for (const table of tables) {
-    if (await warehouse.tableExists(schema, table)) continue;
-    const def = schemas.filter((s) => s.event === table).sort((a, b) => b.version - a.version)[0]!;
-    log.info(`creating missing table ${schema}.${table}`);
-    await warehouse.execute(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
-    await warehouse.execute(createTableSql(def, { dialect: 'postgres', schema }));
-  }
 }

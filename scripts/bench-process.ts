@@ -161,6 +161,8 @@ async function main(): Promise<void> {
     today,
     '--metrics-port',
     String(port),
+    // The transform is measured: no load into the embedded default warehouse.
+    '--skip-ace-upload',
   ];
   const stop = new AbortController();
   cleanups.push(() => stop.abort());

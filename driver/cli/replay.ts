@@ -3,7 +3,7 @@
  * ours, validated per SPEC section 4 into ReplayOptions. Every rule gives a
  * one-line message and exit code 1.
  */
-import { isAbsolute, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { createInterface } from 'node:readline';
 import { createEmrExecutor } from '../executors/emr.js';
@@ -16,6 +16,7 @@ import { createProgress } from '../progress.js';
 import { runReplay, type ReplayOptions } from '../replay.js';
 import { parseWindow, WindowError } from '../window.js';
 import { redactText } from '../../worker/redact.js';
+import { defaultPgliteUrl } from '../../worker/warehouse/open.js';
 import { isS3Url, localPath } from '../../worker/store/location.js';
 import type { TransformSettings } from '../../worker/transform/setup.js';
 import { ReportedError, UsageError } from './errors.js';
@@ -226,8 +227,7 @@ export function toReplayOptions(argv: ReplayArgv, env: NodeJS.ProcessEnv = proce
   if (!rsurl && !argv['skip-ace-upload']) {
     // A local run (edge and output are directories) loads an embedded PGlite by default.
     if (!isLocal(edge) || !isLocal(output)) throw new UsageError('loading needs --rsurl (or pass --skip-ace-upload)');
-    const dir = env.SPADE_PGLITE_DIR ?? 'spade-warehouse';
-    rsurl = `pglite://${isAbsolute(dir) ? dir : resolve(dir)}`;
+    rsurl = defaultPgliteUrl(env);
   }
   return {
     window,

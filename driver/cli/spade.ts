@@ -42,6 +42,11 @@ function userIdMapping(argv: { 'user-id-url'?: string; 'user-id-json-path'?: str
   return { urlTemplate: url, jsonPath: argv['user-id-json-path'] ?? 'id' };
 }
 
+/** A directory (not S3, not stdin): the embedded default warehouse is for runs whose input and output are local. */
+function isLocalDirectory(location: string | undefined): boolean {
+  return location !== undefined && location !== '' && location !== '-' && !location.startsWith('s3://');
+}
+
 async function main(): Promise<void> {
   const parser = yargs(hideBin(process.argv))
     .scriptName('spade')
@@ -257,7 +262,12 @@ async function main(): Promise<void> {
       'continuous processor: follow edge input (S3 prefix, directory or stdin) into committed output batches',
       (y) =>
         kinesisOptions(geoipOptions(y))
-          .option('follow', { type: 'boolean', demandOption: true, describe: 'run continuously (required)' })
+          .option('follow', { type: 'boolean', describe: 'run continuously (required, unless --check)' })
+          .option('check', {
+            type: 'boolean',
+            default: false,
+            describe: 'connect to the warehouse, check every table against the config, print what would load, exit',
+          })
           .option('input', {
             type: 'string',
             // Takes the next word whatever it is: yargs otherwise reads a lone `-` as a stray positional.
@@ -311,19 +321,82 @@ async function main(): Promise<void> {
           })
           .option('rsurl', {
             type: 'string',
-            describe: 'postgres:// URL: append each committed batch (password in PGPASSWORD)',
+            describe:
+              'load each committed batch: postgres://, a Redshift endpoint (*.redshift.amazonaws.com, redshift://) or pglite://DIR (password in PGPASSWORD)',
           })
           .option('schema', { type: 'string', default: 'physical', describe: 'warehouse schema for --rsurl' })
+          .option('iam-role', { type: 'string', describe: 'Redshift COPY IAM role ARN (env REDSHIFT_IAM_ROLE)' })
+          .option('load-every', {
+            type: 'number',
+            describe:
+              'seconds between two loads, each one transaction (default: Redshift 300, otherwise 0 = each batch)',
+          })
+          .option('create-tables', {
+            type: 'boolean',
+            default: true,
+            describe: 'create missing tables (PostgreSQL, PGlite)',
+          })
+          .option('skip-ace-upload', {
+            type: 'boolean',
+            default: false,
+            describe: 'load nothing (no embedded default warehouse for local input and output)',
+          })
           .option('threads', { type: 'number', describe: 'transform threads for file input (default: one per core)' }),
       async (argv) => {
-        if (!argv.follow) throw new UsageError('spade process needs --follow (only the continuous mode exists)');
+        if (!argv.follow && !argv.check) {
+          throw new UsageError('spade process needs --follow (only the continuous mode exists) or --check');
+        }
+        const input = argv.input ?? process.env.EDGE_BUCKET;
         const output = argv.output ?? process.env.COMPACTER_BUCKET;
         const config = argv.config ?? process.env.BLUEPRINT_URL;
         if (!output) throw new UsageError('--output (or env COMPACTER_BUCKET) is required');
         if (!config) throw new UsageError('--config (or env BLUEPRINT_URL) is required');
+        const loadEvery = argv['load-every'];
+        if (loadEvery !== undefined && !(loadEvery >= 0 && Number.isFinite(loadEvery))) {
+          throw new UsageError(`--load-every must be 0 or more seconds, got ${String(loadEvery)}`);
+        }
+        if (argv['skip-ace-upload'] && argv.rsurl)
+          throw new UsageError('--skip-ace-upload and --rsurl exclude each other');
+        let rsurl = argv.rsurl;
+        if (!rsurl && !argv['skip-ace-upload'] && isLocalDirectory(input) && isLocalDirectory(output)) {
+          // As the replay: a run whose input and output are local directories loads an embedded PGlite.
+          const { defaultPgliteUrl } = await import('../../worker/warehouse/open.js');
+          rsurl = defaultPgliteUrl();
+        }
+        if (rsurl) {
+          const { parseWarehouseUrl } = await import('../../worker/warehouse/open.js');
+          try {
+            parseWarehouseUrl(rsurl);
+          } catch (err) {
+            throw new UsageError(`--rsurl: ${(err as Error).message}`);
+          }
+        }
+        const iamRole = argv['iam-role'] ?? (process.env.REDSHIFT_IAM_ROLE || undefined);
+        if (argv.check) {
+          if (!rsurl) throw new UsageError('--check needs a warehouse: pass --rsurl (input or output is not local)');
+          const { checkLoading } = await import('../../worker/process/check.js');
+          const { redactText } = await import('../../worker/redact.js');
+          const res = await checkLoading({
+            rsurl,
+            config,
+            output,
+            stateDir: argv['state-dir'],
+            schema: argv.schema,
+            iamRole,
+            loadEverySeconds: loadEvery,
+            createTables: argv['create-tables'],
+          });
+          for (const line of res.lines) process.stdout.write(`${redactText(line)}\n`);
+          for (const problem of res.problems) process.stderr.write(`spade: ${redactText(problem)}\n`);
+          if (res.problems.length > 0) {
+            process.stderr.write(`spade: ${res.problems.length} problem(s): loading would fail until they are fixed\n`);
+            process.exitCode = 1;
+          } else process.stdout.write('check passed: ready to load\n');
+          return;
+        }
         const { processCommand } = await import('../../worker/process/processor.js');
         process.exitCode = await processCommand({
-          input: argv.input ?? process.env.EDGE_BUCKET,
+          input,
           output,
           stateDir: argv['state-dir'],
           config,
@@ -339,8 +412,11 @@ async function main(): Promise<void> {
           shutdownTimeoutSeconds: argv['shutdown-timeout'],
           metricsPort: argv['metrics-port'],
           metricsToken: argv['metrics-token'] ?? process.env.SPADE_METRICS_TOKEN,
-          rsurl: argv.rsurl,
+          rsurl,
           schema: argv.schema,
+          iamRole,
+          loadEverySeconds: loadEvery,
+          createTables: argv['create-tables'],
           threads: argv.threads,
           kinesis: toKinesisOptions(argv),
         });

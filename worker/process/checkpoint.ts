@@ -87,6 +87,18 @@ export class Checkpoint {
     return new Checkpoint(path, data);
   }
 
+  /** Manifests committed and not loaded in the checkpoint of `stateDir`, without taking it; null when there is none. */
+  static async peekUnloaded(stateDir: string): Promise<number | null> {
+    let text: string;
+    try {
+      text = await readFile(Checkpoint.fileIn(stateDir), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    return ((JSON.parse(text) as Partial<CheckpointData>).unloaded ?? []).length;
+  }
+
   isCommitted(key: string): boolean {
     return this.committedSet.has(key);
   }

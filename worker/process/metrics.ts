@@ -32,6 +32,15 @@ export class ProcessMetrics {
   oldestSeenSec = 0;
   pendingFiles = 0;
   lastLoopMs = Date.now();
+  /** Loading: when the oldest batch waiting for its load was queued (ms), null when none waits. */
+  loadWaitingSince: () => number | null = () => null;
+  loadPending: () => number = () => 0;
+
+  /** Seconds the oldest committed batch has waited for its load (0 when none waits): grows while loads fail. */
+  loadLagSeconds(now = Date.now()): number {
+    const since = this.loadWaitingSince();
+    return since === null ? 0 : Math.max(0, Math.round((now - since) / 1000));
+  }
 
   addCounts(c: OutcomeCounts): void {
     this.lines.decoded += c.decodedLines;
@@ -101,8 +110,14 @@ export class ProcessMetrics {
       'Config reloads by result.',
       Object.entries(this.reloads).map(([r, n]) => [`{result="${r}"}`, n]),
     );
-    metric('spade_batches_loaded_total', 'counter', 'Batches appended to the warehouse.', [['', this.batchesLoaded]]);
-    metric('spade_load_failures_total', 'counter', 'Failed warehouse appends (retried).', [['', this.loadFailures]]);
+    metric('spade_batches_loaded_total', 'counter', 'Batches loaded into the warehouse.', [['', this.batchesLoaded]]);
+    metric('spade_load_failures_total', 'counter', 'Failed warehouse loads (retried).', [['', this.loadFailures]]);
+    metric('spade_load_lag_seconds', 'gauge', 'Seconds the oldest committed batch not yet loaded has waited.', [
+      ['', this.loadLagSeconds()],
+    ]);
+    metric('spade_load_pending_batches', 'gauge', 'Committed batches waiting for their load.', [
+      ['', this.loadPending()],
+    ]);
     metric('spade_lag_seconds', 'gauge', 'Write time of the newest input seen minus that of the newest committed.', [
       ['', this.lagSeconds()],
     ]);

@@ -24,7 +24,8 @@
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { AppendLoader } from '../warehouse/append.js';
+import { WarehouseAppender } from '../warehouse/append.js';
+import { openWarehouse } from '../warehouse/open.js';
 import { createTransformPool, defaultThreads, type TransformPool } from '../pool/pool.js';
 import { openStore } from '../store/location.js';
 import type { ObjectStore } from '../store/objectstore.js';
@@ -35,7 +36,7 @@ import { Batch, MANIFEST_KIND, type BatchManifest } from './batch.js';
 import { addDays, Checkpoint, datePrefixOf, dateRange, utcDate } from './checkpoint.js';
 import { compareFound, InputFollower, type FoundFile } from './follow-s3.js';
 import { decodeGlobLine, GlobDedup, GlobTooLargeError, isGlobLine } from './globs.js';
-import { ContinuousLoader } from './loader.js';
+import { ContinuousLoader, defaultLoadEverySeconds } from './loader.js';
 import { KinesisQueue } from './kinesis-queue.js';
 import type { KinesisPublishOptions } from '../output/kinesis-publish.js';
 import { successKey } from '../partition-task.js';
@@ -64,8 +65,15 @@ export interface ProcessOptions {
   shutdownTimeoutSeconds?: number;
   metricsPort?: number;
   metricsToken?: string;
+  /** Warehouse to load each committed batch into: postgres://, redshift:// (or a Redshift host), pglite://DIR. */
   rsurl?: string;
   schema?: string;
+  /** Redshift COPY: IAM role (default env REDSHIFT_IAM_ROLE, else the AWS default credential chain). */
+  iamRole?: string;
+  /** Shortest time between two loads (default: 300 on Redshift, 0 elsewhere; loader.ts). */
+  loadEverySeconds?: number;
+  /** Create missing tables before loading (PostgreSQL, PGlite; default true). */
+  createTables?: boolean;
   /** Publish each committed batch's rows to these Kinesis streams. */
   kinesis?: KinesisPublishOptions;
   /** Transform threads for file input (default: one per core). */
@@ -230,18 +238,36 @@ export class ContinuousProcessor {
     await this.reconcile();
 
     if (this.opts.rsurl) {
-      const append = await AppendLoader.open(this.opts.rsurl, {
-        schema: this.opts.schema,
-        log: (m) => this.log('warn', m),
+      const warehouse = await openWarehouse(this.opts.rsurl, {
+        iamRole: this.opts.iamRole,
+        poolSize: 2,
+        log: (m) => this.log('info', m),
       });
-      this.loader = new ContinuousLoader(
-        append,
+      const appender = await WarehouseAppender.open(warehouse, {
+        schema: this.opts.schema,
+        createTables: this.opts.createTables ?? true,
+        log: (m) => this.log('info', m),
+      }).catch(async (err: unknown) => {
+        await warehouse.close().catch(() => undefined);
+        throw err;
+      });
+      const loadEverySeconds = this.opts.loadEverySeconds ?? defaultLoadEverySeconds(warehouse.kind);
+      const loader = new ContinuousLoader(
+        appender,
         this.output,
         this.loaderHooks(),
-        Math.max(1000, this.pollMs),
+        { loadEveryMs: loadEverySeconds * 1000, retryMs: Math.max(1000, this.pollMs) },
         () => this.prepared.schemas,
       );
-      for (const key of this.checkpoint.data.unloaded) this.loader.enqueue(key);
+      this.loader = loader;
+      this.metrics.loadWaitingSince = () => loader.oldestWaitingSince();
+      this.metrics.loadPending = () => loader.pending();
+      this.log(
+        'info',
+        `loading committed batches into ${warehouse.kind} ${redactUrl(this.opts.rsurl)} (schema ${appender.schema}, ` +
+          `${loadEverySeconds > 0 ? `one transaction per ${loadEverySeconds} s` : 'as each batch commits'})`,
+      );
+      for (const key of this.checkpoint.data.unloaded) loader.enqueue(key);
     }
     if (this.opts.kinesis) {
       this.kinesis = await KinesisQueue.open({
@@ -717,9 +743,16 @@ export class ContinuousProcessor {
         this.log('info', `${already ? 'already loaded' : `loaded ${rows} rows of`} ${this.output.urlOf(key)}`);
         await this.save();
       },
-      failed: (key, err) => {
+      failed: (keys, err, attempt, retryInMs) => {
         this.metrics.loadFailures++;
-        this.log('error', `loading ${this.output.urlOf(key)} failed (will retry): ${err.message}`);
+        const what =
+          keys.length === 1
+            ? this.output.urlOf(keys[0] as string)
+            : `${keys.length} batches from ${this.output.urlOf(keys[0] as string)}`;
+        this.log(
+          'error',
+          `loading ${what} failed (will retry in ${Math.round(retryInMs / 1000)} s, failure ${attempt} in a row; later batches wait): ${err.message}`,
+        );
       },
     };
   }

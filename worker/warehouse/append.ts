@@ -1,166 +1,250 @@
 /**
- * Continuous loading (PostgreSQL): appends the files of one committed batch to
- * their tables, exactly once. The batch's manifest is recorded in
- * `<schema>.spade_loaded_manifests` in the SAME transaction as the COPYs, so a
- * batch is either wholly loaded and recorded or not at all; a second attempt
- * (after a restart, or by another loader) finds the record and loads nothing.
- * The record's INSERT comes first: a concurrent loader of the same manifest
- * waits on its primary key and then sees the conflict.
+ * Continuous loading (PostgreSQL, embedded PGlite, Redshift): appends the files
+ * of committed batches to their tables, exactly once. A load takes a group of
+ * batches (in commit order) and runs ONE transaction for all of them, every
+ * table included:
  *
- * Before any COPY, every table of the batch goes through the same column check
- * as a replay (table-columns.ts); COPY names the config's columns. A table that
- * does not match fails the whole batch (it is one transaction), which is
- * retried like any failed append until the table or the config is fixed.
+ *   BEGIN; LOCK <schema>.spade_loaded_manifests; SELECT the group's manifests already
+ *   recorded; column check of every table; per batch not recorded yet: COPY each
+ *   table's files, INSERT its manifest record; COMMIT
+ *
+ * Why one transaction per group, not one per table: the record of a batch says
+ * "all of this batch is in the warehouse", so it must commit together with every
+ * table's rows of that batch. With a transaction per table, a failure (a dropped
+ * column, a full disk) would leave a batch half loaded, its other tables ahead,
+ * and the record would have to be kept per table; and on Redshift, where every
+ * COMMIT is expensive and commits of the cluster run one after another, it
+ * would multiply the commits by the number of tables. So a failure rolls back
+ * the whole group, which is retried whole, in order: no table ever runs ahead
+ * of another, and no batch is ever skipped.
+ *
+ * The record table is locked first: a second loader of the same batches (another
+ * process, a restart racing a slow COMMIT) waits, then finds the records and
+ * loads nothing. (PRIMARY KEY is not enforced on Redshift, so the lock, not the
+ * key, keeps a batch from being recorded twice.)
+ *
+ * Data path per warehouse (the replay's load sessions, warehouse.ts LoadSession):
+ * PostgreSQL streams each file into `COPY … FROM STDIN`, PGlite hands it over in
+ * blobs, Redshift runs one COPY per table and batch from a MANIFEST naming the
+ * batch's files of that table (written by the caller into the output store),
+ * with the replay's COPY options and credentials (IAM role, else the AWS default
+ * chain), masked in every message.
  */
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
-import pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import type { TableSchema } from '../transform/schema.js';
-import { copyFromStdinSql, DEFAULT_SCHEMA, displayName, qualifiedName } from './sql.js';
+import { createMissingTables } from './create-tables.js';
+import { databaseErrorText } from './replace-window.js';
+import { DEFAULT_SCHEMA, displayName, lockTableSql, qualifiedName, quoteIdent, redshiftLockTableSql } from './sql.js';
 import { checkTableColumns, expectedColumns } from './table-columns.js';
-import { Redactor, redactUrl } from '../redact.js';
+import type { CopyProgress, LoadSession, OpenFile, SessionSource, Warehouse, WarehouseKind } from './warehouse.js';
 
 export const LOADED_MANIFESTS_TABLE = 'spade_loaded_manifests';
+
+/** A failure whose message already says what failed (a COPY, a column check). */
+class StepFailure extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
+  }
+}
 
 export interface AppendFile {
   /** Table (event name) the rows belong to. */
   table: string;
   /** Key of the gzip TSV file, given to `openFile`. */
   key: string;
+  /** s3:// URL of the file (Redshift MANIFEST entries). */
+  url?: string;
 }
 
-export interface AppendResult {
+export interface AppendBatch {
+  /** The batch's success manifest URL: what `spade_loaded_manifests` records. */
+  manifest: string;
+  files: AppendFile[];
+  /** Redshift: s3:// URL of the MANIFEST naming this batch's files of each table. */
+  manifestUrls?: ReadonlyMap<string, string>;
+}
+
+export interface AppendBatchResult {
+  manifest: string;
   status: 'loaded' | 'already_loaded';
   rows: number;
 }
 
-export class AppendLoader {
-  private readonly redactor = new Redactor();
+export interface AppenderOptions {
+  schema?: string;
+  /** Create missing tables from the config before loading (PostgreSQL, PGlite; never Redshift). */
+  createTables?: boolean;
+  log?: (msg: string) => void;
+}
+
+export class WarehouseAppender {
+  readonly schema: string;
 
   private constructor(
-    private readonly pool: pg.Pool,
-    private readonly schema: string,
-  ) {}
+    readonly warehouse: Warehouse,
+    private readonly opts: AppenderOptions,
+  ) {
+    this.schema = opts.schema ?? DEFAULT_SCHEMA;
+  }
 
-  /** Connects (a wrong URL fails here, redacted) and creates the manifest table if missing. */
-  static async open(
-    connectionString: string,
-    opts: { schema?: string; log?: (msg: string) => void } = {},
-  ): Promise<AppendLoader> {
-    if (!/^postgres(ql)?:\/\//i.test(connectionString)) {
-      throw new Error(`continuous loading supports postgres:// URLs only, got ${redactUrl(connectionString)}`);
-    }
-    const pool = new pg.Pool({ connectionString, max: 2 });
-    const loader = new AppendLoader(pool, opts.schema ?? DEFAULT_SCHEMA);
-    loader.redactor.addUrl(connectionString);
-    pool.on('error', (err) => opts.log?.(loader.redact(`warehouse connection lost while idle: ${err.message}`)));
+  get kind(): WarehouseKind {
+    return this.warehouse.kind;
+  }
+
+  /** Creates the record table if missing (a warehouse that refuses fails here, its message redacted). */
+  static async open(warehouse: Warehouse, opts: AppenderOptions = {}): Promise<WarehouseAppender> {
+    const appender = new WarehouseAppender(warehouse, opts);
     try {
-      await pool.query(
-        `CREATE TABLE IF NOT EXISTS ${loader.manifestTable()} (manifest text PRIMARY KEY, loaded_at timestamptz NOT NULL DEFAULT now(), files integer, rows bigint)`,
-      );
+      // Only when asked to create tables: CREATE SCHEMA needs a privilege a loader may lack.
+      if (opts.createTables && warehouse.kind !== 'redshift') {
+        await warehouse.execute(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(appender.schema)}`);
+      }
+      await warehouse.execute(loadedManifestsTableSql(warehouse.kind, appender.manifestTable()));
     } catch (err) {
-      await pool.end().catch(() => undefined);
       throw new Error(
-        `cannot prepare ${loader.schema}.${LOADED_MANIFESTS_TABLE} at ${redactUrl(connectionString)}: ${loader.redact((err as Error).message)}`,
+        `cannot prepare ${displayName(appender.schema, LOADED_MANIFESTS_TABLE)}: ${(err as Error).message}`,
         { cause: err },
       );
     }
-    return loader;
+    return appender;
   }
 
-  private manifestTable(): string {
+  manifestTable(): string {
     return qualifiedName(this.schema, LOADED_MANIFESTS_TABLE);
-  }
-
-  private redact(text: string): string {
-    return this.redactor.apply(text);
   }
 
   /** True when `manifest` is recorded as loaded. */
   async isLoaded(manifest: string): Promise<boolean> {
-    const res = await this.pool.query(`SELECT 1 FROM ${this.manifestTable()} WHERE manifest = $1`, [manifest]);
-    return (res.rowCount ?? 0) > 0;
+    const rows = await this.warehouse.query(`SELECT 1 AS present FROM ${this.manifestTable()} WHERE manifest = $1`, [
+      manifest,
+    ]);
+    return rows.length > 0;
   }
 
   /**
-   * Loads `files` and records `manifest`, in one transaction; does nothing when
-   * `manifest` is already recorded. `schemas` is the table config in use: it
-   * gives each table's columns, in the order of the fields in the files.
-   * Rejects (after rolling back) on any failure, with the table and file in
-   * the message.
+   * Loads `batches` (in order) and records each, in one transaction; a batch
+   * already recorded is left out. `schemas` is the table config in use: it gives
+   * each table's columns (unless a file names its own). Rejects, after rolling
+   * back, on any failure, naming the table and file.
    */
   async append(
-    manifest: string,
-    files: readonly AppendFile[],
-    openFile: (key: string) => Promise<Readable>,
+    batches: readonly AppendBatch[],
+    openFile: OpenFile,
     schemas: readonly TableSchema[],
-  ): Promise<AppendResult> {
-    const client = await this.pool.connect();
-    const onError = (): void => undefined; // reported through the running query
-    client.on('error', onError);
-    let broken = false;
+  ): Promise<AppendBatchResult[]> {
+    const tables = new Set(batches.flatMap((b) => b.files.map((f) => f.table)));
+    if (this.opts.createTables) {
+      await createMissingTables(this.warehouse, schemas, tables, this.schema, this.opts.log ?? (() => undefined));
+    }
+    return this.warehouse.withSessions((sessions) => this.inTransaction(sessions, batches, openFile, schemas, tables));
+  }
+
+  private async inTransaction(
+    sessions: SessionSource,
+    batches: readonly AppendBatch[],
+    openFile: OpenFile,
+    schemas: readonly TableSchema[],
+    tables: ReadonlySet<string>,
+  ): Promise<AppendBatchResult[]> {
+    // One connection: every session of this transaction shares it; this one runs the statements.
+    const control = sessions.of({ schema: this.schema, table: LOADED_MANIFESTS_TABLE, files: [] }, openFile);
+    const redshift = this.kind === 'redshift';
+    let failedCopy: LoadSession | undefined;
+    let step = 'BEGIN';
     try {
-      await client.query('BEGIN');
-      const ins = await client.query(
-        `INSERT INTO ${this.manifestTable()} (manifest, files) VALUES ($1, $2) ON CONFLICT (manifest) DO NOTHING RETURNING manifest`,
-        [manifest, files.length],
+      await control.query('BEGIN');
+      step = `locking ${displayName(this.schema, LOADED_MANIFESTS_TABLE)}`;
+      const table = this.manifestTable();
+      await control.query(redshift ? redshiftLockTableSql(table) : lockTableSql(table));
+      step = 'reading the loaded manifests';
+      const recorded = await this.recorded(
+        control,
+        batches.map((b) => b.manifest),
       );
-      if ((ins.rowCount ?? 0) === 0) {
-        await client.query('ROLLBACK');
-        return { status: 'already_loaded', rows: 0 };
-      }
-      const columnsOf = await this.checkTables(client, new Set(files.map((f) => f.table)), schemas);
-      let rows = 0;
-      for (const f of files) {
-        try {
-          const columns = columnsOf.get(f.table) as string[];
-          const copy = client.query(copyFrom(copyFromStdinSql(qualifiedName(this.schema, f.table), columns)));
-          await pipeline(await openFile(f.key), createGunzip(), copy);
-          rows += copy.rowCount;
-        } catch (err) {
-          throw new Error(
-            `COPY of ${f.key} into ${this.schema}.${f.table} failed: ${this.redact((err as Error).message)}`,
-            {
-              cause: err,
-            },
-          );
+      step = 'checking the tables';
+      const columnsOf = await this.checkTables(control, tables, schemas);
+      const results: AppendBatchResult[] = [];
+      for (const batch of batches) {
+        if (recorded.has(batch.manifest)) {
+          results.push({ manifest: batch.manifest, status: 'already_loaded', rows: 0 });
+          continue;
         }
+        let rows = 0;
+        for (const [name, files] of byTable(batch.files)) {
+          const session = sessions.of(
+            {
+              schema: this.schema,
+              table: name,
+              files: files.map((f) => ({ key: f.key, url: f.url ?? f.key })),
+              manifestUrl: batch.manifestUrls?.get(name),
+            },
+            openFile,
+          );
+          const progress: CopyProgress = {};
+          try {
+            rows += await session.copyFiles(qualifiedName(this.schema, name), columnsOf.get(name) ?? [], progress);
+          } catch (err) {
+            failedCopy = session;
+            const file = progress.file !== undefined ? ` of ${progress.file}` : '';
+            throw new StepFailure(
+              `${displayName(this.schema, name)}: COPY${file} (batch ${batch.manifest}) failed: ${databaseErrorText(err)}`,
+              err,
+            );
+          }
+        }
+        step = `recording ${batch.manifest}`;
+        await control.query(`INSERT INTO ${table} (manifest, files, rows) VALUES ($1, $2, $3)`, [
+          batch.manifest,
+          batch.files.length,
+          rows,
+        ]);
+        results.push({ manifest: batch.manifest, status: 'loaded', rows });
       }
-      await client.query(`UPDATE ${this.manifestTable()} SET rows = $2 WHERE manifest = $1`, [manifest, rows]);
-      await client.query('COMMIT');
-      return { status: 'loaded', rows };
+      step = 'COMMIT';
+      await control.query('COMMIT');
+      return results;
     } catch (err) {
-      broken = true;
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.removeListener('error', onError);
-      // After a failure the connection may be mid-COPY: never reuse it.
-      client.release(broken ? true : undefined);
+      let message = err instanceof StepFailure ? err.message : `${step} failed: ${databaseErrorText(err)}`;
+      // After a failed COMMIT the server has rolled back by itself; a dead connection is not reused.
+      await control.query('ROLLBACK').catch(() => undefined);
+      if (failedCopy?.explainCopyFailure) {
+        const more = await failedCopy.explainCopyFailure().catch(() => undefined);
+        if (more) message += `; ${more}`;
+      }
+      throw new Error(sessions.redact(message), { cause: err });
     }
   }
 
-  /** The column check of every table (all before any COPY); the column names to COPY, per table. */
+  /** Which of `manifests` are recorded already (by an earlier load, before a restart). */
+  private async recorded(session: LoadSession, manifests: readonly string[]): Promise<Set<string>> {
+    if (manifests.length === 0) return new Set();
+    // IN with one parameter each: Redshift has no array parameters.
+    const list = manifests.map((_m, i) => `$${i + 1}`).join(', ');
+    const res = await session.query(
+      `SELECT manifest FROM ${this.manifestTable()} WHERE manifest IN (${list})`,
+      manifests as unknown[],
+    );
+    return new Set(res.rows.map((row) => String(row.manifest)));
+  }
+
+  /** The replay's column check of every table (all before any COPY); the column names to COPY, per table. */
   private async checkTables(
-    client: pg.PoolClient,
+    session: LoadSession,
     tables: ReadonlySet<string>,
     schemas: readonly TableSchema[],
   ): Promise<Map<string, string[]>> {
     const columnsOf = new Map<string, string[]>();
     const problems: string[] = [];
-    for (const table of tables) {
+    for (const table of [...tables].sort()) {
       const columns = expectedColumns(schemas, table);
       if (!columns) {
         problems.push(`table ${displayName(this.schema, table)} is not in the config`);
         continue;
       }
-      const check = await checkTableColumns(async (sql, params) => (await client.query(sql, params)).rows, {
+      const check = await checkTableColumns(async (sql, params) => (await session.query(sql, params)).rows, {
         schema: this.schema,
         table,
         columns,
-        foldCase: false,
+        foldCase: session.catalogLowerCase === true,
       });
       if (check.problem !== undefined) problems.push(check.problem);
       columnsOf.set(
@@ -168,11 +252,32 @@ export class AppendLoader {
         columns.map((c) => c.name),
       );
     }
-    if (problems.length) throw new Error(problems.join('; '));
+    if (problems.length) throw new StepFailure(problems.join('; '));
     return columnsOf;
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    await this.warehouse.close();
   }
+}
+
+/** The record table: PostgreSQL/PGlite enforce its key; Redshift (no `text`, key not enforced) relies on the lock. */
+export function loadedManifestsTableSql(kind: WarehouseKind, table: string): string {
+  if (kind === 'redshift') {
+    return (
+      `CREATE TABLE IF NOT EXISTS ${table} (manifest varchar(1024) NOT NULL PRIMARY KEY, ` +
+      `loaded_at timestamp NOT NULL DEFAULT SYSDATE, files integer, rows bigint)`
+    );
+  }
+  return `CREATE TABLE IF NOT EXISTS ${table} (manifest text PRIMARY KEY, loaded_at timestamptz NOT NULL DEFAULT now(), files integer, rows bigint)`;
+}
+
+function byTable(files: readonly AppendFile[]): Map<string, AppendFile[]> {
+  const out = new Map<string, AppendFile[]>();
+  for (const f of files) {
+    let list = out.get(f.table);
+    if (!list) out.set(f.table, (list = []));
+    list.push(f);
+  }
+  return new Map([...out].sort(([a], [b]) => (a < b ? -1 : 1)));
 }

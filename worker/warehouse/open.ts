@@ -2,6 +2,7 @@
  * Opens a warehouse by URL: postgres://, redshift:// (or a *.redshift.amazonaws.com
  * host), pglite://DIR or a bare directory.
  */
+import { isAbsolute, resolve } from 'node:path';
 import { redactUrl } from '../redact.js';
 import type { Warehouse, WarehouseKind, WarehouseOptions } from './warehouse.js';
 
@@ -49,4 +50,18 @@ export async function openWarehouse(url: string, opts: WarehouseOptions = {}): P
       return PgliteWarehouse.open(target, opts);
     }
   }
+}
+
+/** Directory of the embedded default warehouse, relative to the working directory unless absolute. */
+export const DEFAULT_PGLITE_DIR = 'spade-warehouse';
+
+/**
+ * The warehouse of a run given no --rsurl whose input and output are local
+ * directories (the replay and `spade process` alike): an embedded PGlite in
+ * `$SPADE_PGLITE_DIR`, else `./spade-warehouse`. One process at a time opens it
+ * (PgliteWarehouse takes the directory lock, worker/lock/dir-lock.ts).
+ */
+export function defaultPgliteUrl(env: NodeJS.ProcessEnv = process.env): string {
+  const dir = env.SPADE_PGLITE_DIR || DEFAULT_PGLITE_DIR;
+  return `pglite://${isAbsolute(dir) ? dir : resolve(dir)}`;
 }

@@ -13,8 +13,10 @@ import { DirLock } from '../lock/dir-lock.js';
 import { copyFromBlobSql, TABLE_EXISTS_SQL } from './sql.js';
 import {
   type CopyProgress,
+  type CopySource,
   type LoadSession,
   type OpenFile,
+  type SessionSource,
   type StatementResult,
   type TableLoad,
   type TableLoadResult,
@@ -137,7 +139,13 @@ export class PgliteWarehouse implements Warehouse {
     );
   }
 
-  private session(load: TableLoad, openFile: OpenFile): LoadSession {
+  /** PGlite has one connection: `fn` runs after every operation before it, and before any after it. */
+  withSessions<T>(fn: (sessions: SessionSource) => Promise<T>): Promise<T> {
+    const redact = (text: string): string => this.redactor.apply(text);
+    return this.serial(() => fn({ of: (source, openFile) => this.session(source, openFile), redact }));
+  }
+
+  private session(load: CopySource, openFile: OpenFile): LoadSession {
     return {
       tempDroppedOnCommit: true,
       query: (sql, params) => this.run(sql, params),

@@ -12,8 +12,10 @@ import { copyFromStdinSql, TABLE_EXISTS_SQL } from './sql.js';
 import {
   DEFAULT_POOL_SIZE,
   type CopyProgress,
+  type CopySource,
   type LoadSession,
   type OpenFile,
+  type SessionSource,
   type StatementResult,
   type TableLoad,
   type TableLoadResult,
@@ -106,8 +108,33 @@ export class PostgresWarehouse implements Warehouse {
     }
   }
 
+  async withSessions<T>(fn: (sessions: SessionSource) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw this.redactedError(err);
+    }
+    const onClientError = (): void => undefined; // reported through the running query
+    client.on('error', onClientError);
+    let broken = false;
+    try {
+      return await fn({
+        of: (source, openFile) => this.session(client, source, openFile),
+        redact: (t) => this.redact(t),
+      });
+    } catch (err) {
+      broken = true;
+      throw this.redactedError(err);
+    } finally {
+      client.removeListener('error', onClientError);
+      // After a failure the connection may be mid-COPY: never reuse it.
+      client.release(broken ? true : undefined);
+    }
+  }
+
   /** The connection-level operations of one load. */
-  protected session(client: pg.PoolClient, load: TableLoad, openFile: OpenFile): LoadSession {
+  protected session(client: pg.PoolClient, load: CopySource, openFile: OpenFile): LoadSession {
     return {
       tempDroppedOnCommit: true,
       query: (sql, params) => runQuery(client, sql, params),

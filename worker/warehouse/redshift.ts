@@ -10,10 +10,10 @@ import { REDSHIFT_LAST_COPY_COUNT_SQL, redshiftCopySql, redshiftLockTableSql, ty
 import type {
   AwsCredentials,
   CopyProgress,
+  CopySource,
   LoadSession,
   OpenFile,
   StatementResult,
-  TableLoad,
   WarehouseKind,
   WarehouseOptions,
 } from './warehouse.js';
@@ -72,7 +72,7 @@ export class RedshiftWarehouse extends PostgresWarehouse {
     return super.tableExists(schema.toLowerCase(), table.toLowerCase());
   }
 
-  protected override session(client: pg.PoolClient, load: TableLoad, _openFile: OpenFile): LoadSession {
+  protected override session(client: pg.PoolClient, load: CopySource, _openFile: OpenFile): LoadSession {
     const query = async (sql: string, params?: unknown[]): Promise<StatementResult> => {
       const res = await client.query(sql, params);
       return { rows: res.rows as Record<string, unknown>[], rowCount: res.rowCount ?? 0 };

@@ -52,6 +52,13 @@ export interface Warehouse {
   readonly kind: WarehouseKind;
   /** Never rejects for a load problem: the result says `failed` and why. */
   replaceWindow(load: TableLoad, openFile: OpenFile): Promise<TableLoadResult>;
+  /**
+   * Runs `fn` on one connection held until it settles (the continuous processor's
+   * append, append.ts, runs its own transaction there); `sessions.of` gives the load
+   * session of one table's files on that connection. A connection `fn` rejected on
+   * is never reused.
+   */
+  withSessions<T>(fn: (sessions: SessionSource) => Promise<T>): Promise<T>;
   tableExists(schema: string, table: string): Promise<boolean>;
   /** DDL and other statements without results (several may be separated by `;`). */
   execute(sql: string): Promise<void>;
@@ -107,6 +114,15 @@ export interface LoadSession {
   lockTableSql?(target: string): string;
   /** Extra words about a failed COPY, looked up after ROLLBACK (Redshift: stl_load_errors). */
   explainCopyFailure?(): Promise<string | undefined>;
+}
+
+/** The files of one table, as a load session copies them (a part of TableLoad). */
+export type CopySource = Pick<TableLoad, 'schema' | 'table' | 'files' | 'manifestUrl'>;
+
+/** What `Warehouse.withSessions` hands out: sessions on its one connection, and the warehouse's redaction. */
+export interface SessionSource {
+  of(source: CopySource, openFile: OpenFile): LoadSession;
+  redact(text: string): string;
 }
 
 export interface LoadContext {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { createTableSql } from '../../../worker/warehouse/ddl.js';
+import { openWarehouse } from '../../../worker/warehouse/open.js';
 import { startPostgres } from '../../helpers/postgres.js';
 import { DEMO_CONFIG } from '../../helpers/replay-env.js';
 import { prng } from '../../../scripts/generate/edge-logs.js';
@@ -28,14 +29,19 @@ after(killRunningProcessors);
 
 const schemas = parseTableConfig(readFileSync(DEMO_CONFIG, 'utf8'), DEMO_CONFIG);
 
-test('continuous loading into PostgreSQL across SIGKILLs: row counts equal input counts, no duplicates', async (t) => {
-  const pg = await startPostgres(t);
-  if (!pg) return;
-  const db = await pg.createDatabase('process_load');
-  await pg.query(db, 'CREATE SCHEMA physical');
-  for (const s of schemas) await pg.query(db, createTableSql(s, { dialect: 'postgres', schema: 'physical' }));
-  const root = mkdtempSync(join(tmpdir(), 'spade-load-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
+/**
+ * Files keep arriving while the processor loads; it is SIGKILLed twice (each
+ * time after a load committed, at a random moment after), then restarted.
+ * Every event must be in the tables exactly once, and every committed batch
+ * recorded once in spade_loaded_manifests.
+ */
+async function loadAcrossKills(
+  root: string,
+  rsurl: string,
+  env: Record<string, string>,
+  /** Rows per table (tables without rows may be left out) and the recorded manifests, read after the last stop. */
+  warehouseContents: () => Promise<{ rows: Map<string, number>; manifests: string[] }>,
+): Promise<void> {
   const edgeDir = join(root, 'edge');
   const outDir = join(root, 'out');
   const stateDir = join(root, 'state');
@@ -49,9 +55,8 @@ test('continuous loading into PostgreSQL across SIGKILLs: row counts equal input
     rotateMinutes: 0.01,
     pollSeconds: 0.2,
     startDate: utcDate((base - 86_400) * 1000),
-    rsurl: db.replace(`:${pg.password}@`, '@'),
+    rsurl,
   };
-  const env = { PGPASSWORD: pg.password };
   const truth = new Truth();
   const FILES = 16;
   let written = 0;
@@ -84,12 +89,54 @@ test('continuous loading into PostgreSQL across SIGKILLs: row counts equal input
 
   const got = await committedOutput(new LocalStore(outDir));
   assert.deepEqual(sortedEntries(got.rows), sortedEntries(truth.events), 'files: every event exactly once');
-  const inDb = new Map<string, number>();
-  for (const s of schemas) {
-    const [row] = await pg.query<{ n: string }>(db, `SELECT count(*) AS n FROM physical."${s.event}"`);
-    if (Number(row?.n) > 0) inDb.set(s.event, Number(row?.n));
-  }
-  assert.deepEqual(sortedEntries(inDb), sortedEntries(truth.events), 'warehouse: every event exactly once');
-  const loaded = await pg.query<{ manifest: string }>(db, 'SELECT manifest FROM physical.spade_loaded_manifests');
-  assert.equal(loaded.length, got.manifests.length, 'every committed manifest recorded once');
+  const inDb = await warehouseContents();
+  assert.deepEqual(sortedEntries(inDb.rows), sortedEntries(truth.events), 'warehouse: every event exactly once');
+  assert.deepEqual(
+    [...inDb.manifests].sort(),
+    got.manifests.map((m) => new LocalStore(outDir).urlOf(m.key)).sort(),
+    'every committed manifest recorded once',
+  );
+}
+
+test('continuous loading into PostgreSQL across SIGKILLs: row counts equal input counts, no duplicates', async (t) => {
+  const pg = await startPostgres(t);
+  if (!pg) return;
+  const db = await pg.createDatabase('process_load');
+  await pg.query(db, 'CREATE SCHEMA physical');
+  for (const s of schemas) await pg.query(db, createTableSql(s, { dialect: 'postgres', schema: 'physical' }));
+  const root = mkdtempSync(join(tmpdir(), 'spade-load-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  await loadAcrossKills(root, db.replace(`:${pg.password}@`, '@'), { PGPASSWORD: pg.password }, async () => {
+    const rows = new Map<string, number>();
+    for (const s of schemas) {
+      const [row] = await pg.query<{ n: string }>(db, `SELECT count(*) AS n FROM physical."${s.event}"`);
+      if (Number(row?.n) > 0) rows.set(s.event, Number(row?.n));
+    }
+    const loaded = await pg.query<{ manifest: string }>(db, 'SELECT manifest FROM physical.spade_loaded_manifests');
+    return { rows, manifests: loaded.map((r) => r.manifest) };
+  });
+});
+
+test('continuous loading into the embedded PGlite across SIGKILLs: tables created, every event once', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'spade-load-pglite-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const dir = join(root, 'warehouse');
+  // No tables beforehand: the processor creates them from the config (--create-tables, the default).
+  await loadAcrossKills(root, `pglite://${dir}`, {}, async () => {
+    const warehouse = await openWarehouse(`pglite://${dir}`);
+    try {
+      const rows = new Map<string, number>();
+      for (const s of schemas) {
+        if (!(await warehouse.tableExists('physical', s.event))) continue;
+        const [row] = await warehouse.query<{ n: number }>(`SELECT count(*)::int AS n FROM physical."${s.event}"`);
+        if (Number(row?.n) > 0) rows.set(s.event, Number(row?.n));
+      }
+      const loaded = await warehouse.query<{ manifest: string }>(
+        'SELECT manifest FROM physical.spade_loaded_manifests',
+      );
+      return { rows, manifests: loaded.map((r) => r.manifest) };
+    } finally {
+      await warehouse.close();
+    }
+  });
 });

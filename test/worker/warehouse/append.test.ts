@@ -1,10 +1,11 @@
 /**
- * The continuous processor's append (AppendLoader) against a real PostgreSQL:
+ * The continuous processor's append (WarehouseAppender) against a real PostgreSQL:
  * it names the config's columns, and runs the replay's column check first.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AppendLoader } from '../../../worker/warehouse/append.js';
+import { WarehouseAppender } from '../../../worker/warehouse/append.js';
+import { openWarehouse } from '../../../worker/warehouse/open.js';
 import { parseTableConfig } from '../../../worker/transform/schema.js';
 import { startPostgres } from '../../helpers/postgres.js';
 import {
@@ -40,7 +41,7 @@ test('append: columns by name, and a table whose columns differ fails the batch 
   await server.query(db, CREATE_TEST_TABLES);
   await server.query(db, CREATE_COLUMN_TEST_TABLES);
   const { open } = files(GOOD);
-  const loader = await AppendLoader.open(db);
+  const loader = await WarehouseAppender.open(await openWarehouse(db));
   try {
     const snapshot = async (): Promise<unknown[]> =>
       Promise.all(TABLES.map((table) => server.query(db, wholeTableQuery(table))));
@@ -51,31 +52,42 @@ test('append: columns by name, and a table whose columns differ fails the batch 
         { table: 'reordered', key: A },
         { table: bad, key: A },
       ];
-      await assert.rejects(loader.append(`s3://b/m-${bad}.json`, batch, open, config(TABLES)), (err: Error) => {
-        assert.equal(err.message, columnRefusal(bad));
-        return true;
-      });
+      await assert.rejects(
+        loader.append([{ manifest: `s3://b/m-${bad}.json`, files: batch }], open, config(TABLES)),
+        (err: Error) => {
+          assert.equal(err.message, columnRefusal(bad));
+          return true;
+        },
+      );
       assert.deepEqual(await snapshot(), before, `${bad}: nothing loaded`);
       assert.equal(await loader.isLoaded(`s3://b/m-${bad}.json`), false);
     }
 
     // A table the config does not have is refused too.
     await assert.rejects(
-      loader.append('s3://b/m-unknown.json', [{ table: 'reordered', key: A }], open, config(['ev'])),
+      loader.append(
+        [{ manifest: 's3://b/m-unknown.json', files: [{ table: 'reordered', key: A }] }],
+        open,
+        config(['ev']),
+      ),
       /table physical\.reordered is not in the config/,
     );
 
-    const res = await loader.append(
-      's3://b/m-good.json',
-      [
+    const batch = {
+      manifest: 's3://b/m-good.json',
+      files: [
         { table: 'reordered', key: A },
         { table: 'reordered', key: B },
         { table: 'ev', key: A },
       ],
-      open,
-      config(TABLES),
-    );
-    assert.deepEqual(res, { status: 'loaded', rows: 8 });
+    };
+    const res = await loader.append([batch], open, config(TABLES));
+    assert.deepEqual(res, [{ manifest: 's3://b/m-good.json', status: 'loaded', rows: 8 }]);
+    // A second load of the same batch finds its record and loads nothing.
+    assert.deepEqual(await loader.append([batch], open, config(TABLES)), [
+      { manifest: 's3://b/m-good.json', status: 'already_loaded', rows: 0 },
+    ]);
+    assert.equal(await loader.isLoaded('s3://b/m-good.json'), true);
     // Appended (nothing replaced), every value in its own column although the columns are in another order.
     const reordered = await server.query<{ r: string }>(db, contentsQuery('reordered'));
     assert.deepEqual(
