@@ -74,7 +74,12 @@ export class ContinuousLoader {
   enqueue(manifestKey: string): void {
     if (this.queue.some((q) => q.key === manifestKey)) return;
     this.queue.push({ key: manifestKey, since: Date.now() });
-    if (this.running === null && !this.stopping) this.running = this.loop().finally(() => (this.running = null));
+    // Started on the next tick, so the batches queued together (a restart's backlog) load as one group.
+    if (this.running === null && !this.stopping) {
+      this.running = Promise.resolve()
+        .then(() => this.loop())
+        .finally(() => (this.running = null));
+    }
   }
 
   pending(): number {

@@ -140,3 +140,88 @@ test('continuous loading into the embedded PGlite across SIGKILLs: tables create
     }
   });
 });
+
+test('a load that fails (a dropped column) is retried, reported, and no batch is skipped; rows arrive once', async (t) => {
+  const pg = await startPostgres(t);
+  if (!pg) return;
+  const db = await pg.createDatabase('process_load_retry');
+  await pg.query(db, 'CREATE SCHEMA physical');
+  for (const s of schemas) await pg.query(db, createTableSql(s, { dialect: 'postgres', schema: 'physical' }));
+  // Every generated file has rows of the first table; one of its columns goes missing.
+  const table = (schemas[0] as (typeof schemas)[number]).event;
+  const dropped = (schemas[0] as (typeof schemas)[number]).columns.at(
+    -1,
+  ) as (typeof schemas)[number]['columns'][number];
+  const [column] = await pg.query<{ type: string }>(
+    db,
+    `SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = 'physical."${table}"'::regclass AND attname = $1`,
+    [dropped.outboundName],
+  );
+  await pg.query(db, `ALTER TABLE physical."${table}" DROP COLUMN "${dropped.outboundName}"`);
+
+  const root = mkdtempSync(join(tmpdir(), 'spade-load-retry-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const edge = new LocalStore(join(root, 'edge'));
+  const outDir = join(root, 'out');
+  const stateDir = join(root, 'state');
+  const base = Math.floor(Date.now() / 1000) - 5000;
+  const opts = {
+    input: join(root, 'edge'),
+    output: outDir,
+    stateDir,
+    config: DEMO_CONFIG,
+    rotateMinutes: 0.01,
+    pollSeconds: 0.2,
+    startDate: utcDate((base - 86_400) * 1000),
+    rsurl: db.replace(`:${pg.password}@`, '@'),
+    metricsPort: 0,
+  };
+  const truth = new Truth();
+  const proc = startProcessor(opts, { PGPASSWORD: pg.password });
+  const metricsUrl = (await proc.waitFor(/metrics on (http:\/\/\S+\/metrics)/))[1] as string;
+  const metric = async (name: string): Promise<number> => {
+    const text = await (await fetch(metricsUrl)).text();
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+    assert.ok(m, `${name} in ${text}`);
+    return Number(m[1]);
+  };
+
+  await writeEdgeFile(edge, schemas, base, 300, 900, truth);
+  const first = await proc.waitFor(
+    /loading (\S+) failed \(will retry in \d+ s, failure 1 in a row; later batches wait\): (.*)/,
+  );
+  assert.match(
+    first[2] as string,
+    new RegExp(
+      `table physical\\.${table} does not match the config's columns \\(missing in the table: "${dropped.outboundName}"`,
+    ),
+  );
+  const lag1 = await metric('spade_load_lag_seconds');
+  // A second batch commits behind the failing one: it waits, it does not go first.
+  await writeEdgeFile(edge, schemas, base + 10, 300, 901, truth);
+  await waitUntil('two batches committed', () => committedKeys(stateDir).length === 2);
+  await proc.waitFor(/failure 2 in a row/);
+  assert.ok((await metric('spade_load_failures_total')) >= 2);
+  assert.ok((await metric('spade_load_lag_seconds')) >= Math.max(1, lag1), 'the load lag keeps growing');
+  assert.equal(await metric('spade_load_pending_batches'), 2);
+  assert.deepEqual(await pg.query(db, 'SELECT manifest FROM physical.spade_loaded_manifests'), []);
+
+  await pg.query(db, `ALTER TABLE physical."${table}" ADD COLUMN "${dropped.outboundName}" ${column?.type}`);
+  await waitUntil('both batches loaded', () => readCheckpoint(stateDir)?.unloaded.length === 0, 40_000);
+  assert.equal(await metric('spade_load_lag_seconds'), 0);
+  assert.equal(await stopProcessor(proc), 0, proc.stderr());
+
+  const got = await committedOutput(new LocalStore(outDir));
+  assert.equal(got.manifests.length, 2);
+  const inDb = new Map<string, number>();
+  for (const s of schemas) {
+    const [row] = await pg.query<{ n: string }>(db, `SELECT count(*) AS n FROM physical."${s.event}"`);
+    if (Number(row?.n) > 0) inDb.set(s.event, Number(row?.n));
+  }
+  assert.deepEqual(sortedEntries(inDb), sortedEntries(truth.events), 'warehouse: every event exactly once');
+  const loaded = await pg.query<{ manifest: string }>(db, 'SELECT manifest FROM physical.spade_loaded_manifests');
+  assert.deepEqual(
+    loaded.map((r) => r.manifest).sort(),
+    got.manifests.map((m) => new LocalStore(outDir).urlOf(m.key)).sort(),
+  );
+});
