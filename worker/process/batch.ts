@@ -23,14 +23,25 @@ import { byKey, type ObjectStore } from '../store/objectstore.js';
 import type { DamagedInput } from '../pool/thread.js';
 import { emptyCounts, mergeCounts, type OutcomeCounts } from '../transform/outcomes.js';
 import { EventProcessor, type ProcessorOptions } from '../transform/processor.js';
+import type { TableSchema } from '../transform/schema.js';
 import { successKey, type SuccessManifest } from '../partition-task.js';
 import { utcDate } from './checkpoint.js';
 
 export const MANIFEST_KIND = 'spade-process-batch';
 
+/**
+ * A file of a committed batch. Row files name the columns of their fields, in
+ * order, as the config that wrote them had them: the config may be reloaded
+ * before the batch is loaded, and the load must COPY the file as it was written
+ * (an older version's file into a table that has gained columns), not as the
+ * config in use then says. Absent in manifests of older versions.
+ */
+export type BatchFile = WrittenFile & { columns?: string[] };
+
 /** Success manifest of a batch; its first fields are those of a replay partition's manifest. */
 export interface BatchManifest extends SuccessManifest {
   kind: typeof MANIFEST_KIND;
+  files: BatchFile[];
   /** Input location (URL, directory or `-` for stdin). */
   input: string;
   /** Input keys fully covered by this batch (empty for stdin). */
@@ -53,6 +64,8 @@ export interface BatchOptions {
   mode: SpoolRecord['mode'];
   rotateBytes: number;
   processorOptions: ProcessorOptions;
+  /** The config of `processorOptions`: the columns of each (event, version) the batch writes. */
+  schemas: readonly TableSchema[];
   /** Write uuid sidecars next to the row files (OutputWriters' `rowUuids`). */
   rowUuids?: boolean;
   now?: number;
@@ -89,6 +102,8 @@ export class Batch {
   private readonly inFlight = new Set<string>();
   private readonly spoolDir: string;
   private readonly recordPath: string;
+  /** Columns of each `event/v<version>`, from the first config of this batch that has it. */
+  private readonly columnsOf = new Map<string, string[]>();
 
   private constructor(private readonly opts: BatchOptions) {
     this.openedAtMs = opts.now ?? Date.now();
@@ -105,6 +120,23 @@ export class Batch {
       rowUuids: opts.rowUuids,
     });
     this.processor = new EventProcessor(opts.processorOptions, this.writers);
+    this.noteColumns(opts.schemas);
+  }
+
+  /**
+   * Remembers the columns of every table version of a config the batch writes
+   * with. The first config wins: a version's columns do not change (a changed
+   * table is a new version, written under its own `v<version>/`).
+   */
+  noteColumns(schemas: readonly TableSchema[]): void {
+    for (const s of schemas) {
+      const key = `${s.event}/v${s.version}`;
+      if (!this.columnsOf.has(key))
+        this.columnsOf.set(
+          key,
+          s.columns.map((c) => c.outboundName),
+        );
+    }
   }
 
   static async open(opts: BatchOptions): Promise<Batch> {
@@ -124,9 +156,10 @@ export class Batch {
   }
 
   /** A new config takes effect between inputs: rows keep going to the same writers. */
-  switchProcessor(options: ProcessorOptions): void {
+  switchProcessor(options: ProcessorOptions, schemas: readonly TableSchema[]): void {
     mergeCounts(this.doneCounts, this.processor.counts);
     this.processor = new EventProcessor(options, this.writers);
+    this.noteColumns(schemas);
   }
 
   counts(): OutcomeCounts {
@@ -204,7 +237,10 @@ export class Batch {
    */
   async commit(inputLocation: string): Promise<{ manifest: BatchManifest; key: string }> {
     await this.settle();
-    const files = [...(await this.writers.close()), ...this.taskFiles].sort(byKey);
+    const files: BatchFile[] = [...(await this.writers.close()), ...this.taskFiles].sort(byKey).map((f) => {
+      const columns = f.kind === 'rows' ? this.columnsOf.get(`${f.event}/v${f.version}`) : undefined;
+      return columns ? { ...f, columns } : f;
+    });
     const manifest: BatchManifest = {
       runtag: this.runtag,
       partition: this.id,

@@ -18,7 +18,7 @@
  * every attempt, so rewriting is harmless).
  */
 import { redshiftManifest, batchLoadManifestKey } from '../warehouse/redshift-manifest.js';
-import type { AppendBatch, AppendFile, WarehouseAppender } from '../warehouse/append.js';
+import { copyUnits, type AppendBatch, type AppendFile, type WarehouseAppender } from '../warehouse/append.js';
 import type { ObjectStore } from '../store/objectstore.js';
 import type { TableSchema } from '../transform/schema.js';
 import type { BatchManifest } from './batch.js';
@@ -137,20 +137,20 @@ export class ContinuousLoader {
     const files: AppendFile[] = [];
     for (const f of manifest.files) {
       if (f.kind === 'rows' && f.event !== undefined)
-        files.push({ table: f.event, key: f.key, url: this.store.urlOf(f.key) });
+        files.push({ table: f.event, key: f.key, url: this.store.urlOf(f.key), columns: f.columns });
     }
     const batch: AppendBatch = { manifest: this.store.urlOf(key), files };
     if (this.appender.kind === 'redshift') batch.manifestUrls = await this.writeLoadManifests(manifest, files);
     return batch;
   }
 
-  /** One Redshift MANIFEST per table of the batch, naming exactly its files of that table. */
+  /** One Redshift MANIFEST per table of the batch (per COPY: copyUnits), naming exactly its files. */
   private async writeLoadManifests(manifest: BatchManifest, files: AppendFile[]): Promise<Map<string, string>> {
     const urls = new Map<string, string>();
-    for (const table of new Set(files.map((f) => f.table))) {
-      const key = batchLoadManifestKey(manifest.runtag, manifest.partition, table);
-      await this.store.put(key, redshiftManifest(files.filter((f) => f.table === table).map((f) => f.url as string)));
-      urls.set(table, this.store.urlOf(key));
+    for (const unit of copyUnits(files)) {
+      const key = batchLoadManifestKey(manifest.runtag, manifest.partition, unit.name);
+      await this.store.put(key, redshiftManifest(unit.files.map((f) => f.url as string)));
+      urls.set(unit.name, this.store.urlOf(key));
     }
     return urls;
   }

@@ -471,6 +471,7 @@ export class ContinuousProcessor {
       mode,
       rotateBytes: this.rotateBytes,
       processorOptions: this.prepared.processorOptions,
+      schemas: this.prepared.schemas,
       rowUuids: this.settings.rowUuids,
     });
   }
@@ -730,7 +731,7 @@ export class ContinuousProcessor {
     }
     this.settings = settings;
     this.prepared = prepared;
-    this.batch?.switchProcessor(prepared.processorOptions);
+    this.batch?.switchProcessor(prepared.processorOptions, prepared.schemas);
     this.metrics.reloads.ok++;
     this.log('info', `config reloaded (${why}): ${prepared.schemas.length} schemas from ${this.opts.config}`);
   }

@@ -53,14 +53,45 @@ export interface AppendFile {
   key: string;
   /** s3:// URL of the file (Redshift MANIFEST entries). */
   url?: string;
+  /** The columns of the file's fields, in order, as recorded when it was written (default: the config's). */
+  columns?: readonly string[];
 }
 
 export interface AppendBatch {
   /** The batch's success manifest URL: what `spade_loaded_manifests` records. */
   manifest: string;
   files: AppendFile[];
-  /** Redshift: s3:// URL of the MANIFEST naming this batch's files of each table. */
+  /** Redshift: s3:// URL of the MANIFEST naming the files of each of `copyUnits(files)`, by unit name. */
   manifestUrls?: ReadonlyMap<string, string>;
+}
+
+/** The files one COPY loads: one table's files of a batch whose fields are the same columns. */
+export interface CopyUnit {
+  /** The table, or `<table>.<n>` for the n-th further column list of the table (a config reload within the batch). */
+  name: string;
+  table: string;
+  /** Recorded with the files; undefined: the config's columns. */
+  columns: readonly string[] | undefined;
+  files: AppendFile[];
+}
+
+/** A batch's files as COPYs: per table (sorted), per column list (in the order first met). */
+export function copyUnits(files: readonly AppendFile[]): CopyUnit[] {
+  const units = new Map<string, CopyUnit[]>();
+  for (const f of files) {
+    let ofTable = units.get(f.table);
+    if (!ofTable) units.set(f.table, (ofTable = []));
+    const same = (columns: readonly string[] | undefined): boolean =>
+      columns === f.columns ||
+      (columns !== undefined && f.columns !== undefined && columns.join('\t') === f.columns.join('\t'));
+    let unit = ofTable.find((u) => same(u.columns));
+    if (!unit) {
+      const name = ofTable.length === 0 ? f.table : `${f.table}.${ofTable.length}`;
+      ofTable.push((unit = { name, table: f.table, columns: f.columns, files: [] }));
+    }
+    unit.files.push(f);
+  }
+  return [...units.keys()].sort().flatMap((table) => units.get(table) as CopyUnit[]);
 }
 
 export interface AppendBatchResult {
@@ -169,24 +200,25 @@ export class WarehouseAppender {
           continue;
         }
         let rows = 0;
-        for (const [name, files] of byTable(batch.files)) {
+        for (const unit of copyUnits(batch.files)) {
           const session = sessions.of(
             {
               schema: this.schema,
-              table: name,
-              files: files.map((f) => ({ key: f.key, url: f.url ?? f.key })),
-              manifestUrl: batch.manifestUrls?.get(name),
+              table: unit.table,
+              files: unit.files.map((f) => ({ key: f.key, url: f.url ?? f.key })),
+              manifestUrl: batch.manifestUrls?.get(unit.name),
             },
             openFile,
           );
           const progress: CopyProgress = {};
+          const columns = unit.columns ?? columnsOf.get(unit.table) ?? [];
           try {
-            rows += await session.copyFiles(qualifiedName(this.schema, name), columnsOf.get(name) ?? [], progress);
+            rows += await session.copyFiles(qualifiedName(this.schema, unit.table), columns, progress);
           } catch (err) {
             failedCopy = session;
             const file = progress.file !== undefined ? ` of ${progress.file}` : '';
             throw new StepFailure(
-              `${displayName(this.schema, name)}: COPY${file} (batch ${batch.manifest}) failed: ${databaseErrorText(err)}`,
+              `${displayName(this.schema, unit.table)}: COPY${file} (batch ${batch.manifest}) failed: ${databaseErrorText(err)}`,
               err,
             );
           }
@@ -270,14 +302,4 @@ export function loadedManifestsTableSql(kind: WarehouseKind, table: string): str
     );
   }
   return `CREATE TABLE IF NOT EXISTS ${table} (manifest text PRIMARY KEY, loaded_at timestamptz NOT NULL DEFAULT now(), files integer, rows bigint)`;
-}
-
-function byTable(files: readonly AppendFile[]): Map<string, AppendFile[]> {
-  const out = new Map<string, AppendFile[]>();
-  for (const f of files) {
-    let list = out.get(f.table);
-    if (!list) out.set(f.table, (list = []));
-    list.push(f);
-  }
-  return new Map([...out].sort(([a], [b]) => (a < b ? -1 : 1)));
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -28,6 +28,25 @@ import {
 after(killRunningProcessors);
 
 const schemas = parseTableConfig(readFileSync(DEMO_CONFIG, 'utf8'), DEMO_CONFIG);
+
+/** Drops a column of a table; returns how to add it back (with its type, at the end of the table). */
+async function dropColumn(
+  pg: NonNullable<Awaited<ReturnType<typeof startPostgres>>>,
+  db: string,
+  table: string,
+  column: string,
+): Promise<() => Promise<void>> {
+  const [found] = await pg.query<{ type: string }>(
+    db,
+    `SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2`,
+    [`physical."${table}"`, column],
+  );
+  assert.ok(found, `${table}.${column} exists`);
+  await pg.query(db, `ALTER TABLE physical."${table}" DROP COLUMN "${column}"`);
+  return async () => {
+    await pg.query(db, `ALTER TABLE physical."${table}" ADD COLUMN "${column}" ${found.type}`);
+  };
+}
 
 /**
  * Files keep arriving while the processor loads; it is SIGKILLed twice (each
@@ -152,12 +171,7 @@ test('a load that fails (a dropped column) is retried, reported, and no batch is
   const dropped = (schemas[0] as (typeof schemas)[number]).columns.at(
     -1,
   ) as (typeof schemas)[number]['columns'][number];
-  const [column] = await pg.query<{ type: string }>(
-    db,
-    `SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = 'physical."${table}"'::regclass AND attname = $1`,
-    [dropped.outboundName],
-  );
-  await pg.query(db, `ALTER TABLE physical."${table}" DROP COLUMN "${dropped.outboundName}"`);
+  const restore = await dropColumn(pg, db, table, dropped.outboundName);
 
   const root = mkdtempSync(join(tmpdir(), 'spade-load-retry-'));
   t.after(() => rmSync(root, { recursive: true, force: true }));
@@ -206,7 +220,7 @@ test('a load that fails (a dropped column) is retried, reported, and no batch is
   assert.equal(await metric('spade_load_pending_batches'), 2);
   assert.deepEqual(await pg.query(db, 'SELECT manifest FROM physical.spade_loaded_manifests'), []);
 
-  await pg.query(db, `ALTER TABLE physical."${table}" ADD COLUMN "${dropped.outboundName}" ${column?.type}`);
+  await restore();
   await waitUntil('both batches loaded', () => readCheckpoint(stateDir)?.unloaded.length === 0, 40_000);
   assert.equal(await metric('spade_load_lag_seconds'), 0);
   assert.equal(await stopProcessor(proc), 0, proc.stderr());
@@ -224,4 +238,75 @@ test('a load that fails (a dropped column) is retried, reported, and no batch is
     loaded.map((r) => r.manifest).sort(),
     got.manifests.map((m) => new LocalStore(outDir).urlOf(m.key)).sort(),
   );
+});
+
+test('a config reload between a batch and its load: the files load with the columns they were written with', async (t) => {
+  const pg = await startPostgres(t);
+  if (!pg) return;
+  const db = await pg.createDatabase('process_load_reload');
+  await pg.query(db, 'CREATE SCHEMA physical');
+  for (const s of schemas) await pg.query(db, createTableSql(s, { dialect: 'postgres', schema: 'physical' }));
+  const first = schemas[0] as (typeof schemas)[number];
+  const last = first.columns.at(-1) as (typeof schemas)[number]['columns'][number];
+  // The load fails until the column is back, so that the reload comes before it.
+  const restore = await dropColumn(pg, db, first.event, last.outboundName);
+
+  const root = mkdtempSync(join(tmpdir(), 'spade-load-reload-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const config = join(root, 'tables.json');
+  const original = JSON.parse(readFileSync(DEMO_CONFIG, 'utf8')) as { EventName: string; Columns: unknown[] }[];
+  writeFileSync(config, JSON.stringify(original));
+  const edge = new LocalStore(join(root, 'edge'));
+  const outDir = join(root, 'out');
+  const stateDir = join(root, 'state');
+  const base = Math.floor(Date.now() / 1000) - 5000;
+  const truth = new Truth();
+  const proc = startProcessor(
+    {
+      input: join(root, 'edge'),
+      output: outDir,
+      stateDir,
+      config,
+      rotateMinutes: 0.01,
+      pollSeconds: 0.2,
+      startDate: utcDate((base - 86_400) * 1000),
+      rsurl: db.replace(`:${pg.password}@`, '@'),
+    },
+    { PGPASSWORD: pg.password },
+  );
+  await writeEdgeFile(edge, schemas, base, 300, 700, truth);
+  await proc.waitFor(/failure 1 in a row/);
+
+  // Version 1 of the first table: the same columns in the opposite order (the table fits both).
+  const reloaded = original.map((e) =>
+    e.EventName === first.event ? { ...e, Version: 1, Columns: [...e.Columns].reverse() } : e,
+  );
+  writeFileSync(config, JSON.stringify(reloaded));
+  proc.child.kill('SIGHUP');
+  await proc.waitFor(/config reloaded \(SIGHUP\)/);
+  await restore();
+  await waitUntil('the batch loaded', () => readCheckpoint(stateDir)?.unloaded.length === 0, 40_000);
+  assert.equal(await stopProcessor(proc), 0, proc.stderr());
+
+  const got = await committedOutput(new LocalStore(outDir));
+  const manifestFiles = got.manifests.flatMap((m) => m.manifest.files).filter((f) => f.event === first.event);
+  assert.ok(manifestFiles.length > 0);
+  for (const f of manifestFiles)
+    assert.deepEqual(
+      f.columns,
+      first.columns.map((c) => c.outboundName),
+      f.key,
+    );
+  const inDb = new Map<string, number>();
+  for (const s of schemas) {
+    const [row] = await pg.query<{ n: string }>(db, `SELECT count(*) AS n FROM physical."${s.event}"`);
+    if (Number(row?.n) > 0) inDb.set(s.event, Number(row?.n));
+  }
+  assert.deepEqual(sortedEntries(inDb), sortedEntries(truth.events), 'warehouse: every event exactly once');
+  // Each value in its own column: the first column (time) of every row is a time.
+  const [row] = await pg.query<{ n: string }>(
+    db,
+    `SELECT count(*) AS n FROM physical."${first.event}" WHERE "time" IS NULL`,
+  );
+  assert.equal(Number(row?.n), 0);
 });
