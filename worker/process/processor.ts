@@ -3,7 +3,8 @@
  * arrives (new files under an S3 prefix or directory, or lines on stdin),
  * transforms it into batches of rotating gzip TSV files under the date runtag
  * `YYYYMMDD/<event>/v<version>/` of the output, and commits each batch with a
- * success manifest. Optionally appends each committed batch to PostgreSQL.
+ * success manifest. Optionally loads the committed batches into a warehouse
+ * (PostgreSQL, PGlite or Redshift; loader.ts, warehouse/append.ts).
  *
  * Exactly-once, file input: an input file counts as done only once the batch
  * holding its rows is committed (manifest written), and then the checkpoint
@@ -182,6 +183,8 @@ export class ContinuousProcessor {
     }
     if (!Number.isInteger(this.lookbackDays) || this.lookbackDays < 0)
       throw new Error(`--lookback-days must be a non-negative integer, got ${this.lookbackDays}`);
+    if (opts.loadEverySeconds !== undefined && !(opts.loadEverySeconds >= 0 && Number.isFinite(opts.loadEverySeconds)))
+      throw new Error(`--load-every must be 0 or more seconds, got ${opts.loadEverySeconds}`);
     if (opts.startDate !== undefined && !/^\d{8}$/.test(opts.startDate))
       throw new Error(`--start-date must be YYYYMMDD, got ${opts.startDate}`);
   }
