@@ -60,6 +60,8 @@ async function loadAcrossKills(
   env: Record<string, string>,
   /** Rows per table (tables without rows may be left out) and the recorded manifests, read after the last stop. */
   warehouseContents: () => Promise<{ rows: Map<string, number>; manifests: string[] }>,
+  /** Checks made while the last processor runs. */
+  whileRunning: () => Promise<void> = async () => undefined,
 ): Promise<void> {
   const edgeDir = join(root, 'edge');
   const outDir = join(root, 'out');
@@ -99,6 +101,7 @@ async function loadAcrossKills(
   }
   await writeSome(FILES - written);
   await proc.waitFor(/following/);
+  await whileRunning();
   await waitUntil(
     'every input committed and loaded',
     () => committedKeys(stateDir).length === FILES && readCheckpoint(stateDir)?.unloaded.length === 0,
@@ -141,23 +144,35 @@ test('continuous loading into the embedded PGlite across SIGKILLs: tables create
   t.after(() => rmSync(root, { recursive: true, force: true }));
   const dir = join(root, 'warehouse');
   // No tables beforehand: the processor creates them from the config (--create-tables, the default).
-  await loadAcrossKills(root, `pglite://${dir}`, {}, async () => {
-    const warehouse = await openWarehouse(`pglite://${dir}`);
-    try {
-      const rows = new Map<string, number>();
-      for (const s of schemas) {
-        if (!(await warehouse.tableExists('physical', s.event))) continue;
-        const [row] = await warehouse.query<{ n: number }>(`SELECT count(*)::int AS n FROM physical."${s.event}"`);
-        if (Number(row?.n) > 0) rows.set(s.event, Number(row?.n));
+  await loadAcrossKills(
+    root,
+    `pglite://${dir}`,
+    {},
+    async () => {
+      const warehouse = await openWarehouse(`pglite://${dir}`);
+      try {
+        const rows = new Map<string, number>();
+        for (const s of schemas) {
+          if (!(await warehouse.tableExists('physical', s.event))) continue;
+          const [row] = await warehouse.query<{ n: number }>(`SELECT count(*)::int AS n FROM physical."${s.event}"`);
+          if (Number(row?.n) > 0) rows.set(s.event, Number(row?.n));
+        }
+        const loaded = await warehouse.query<{ manifest: string }>(
+          'SELECT manifest FROM physical.spade_loaded_manifests',
+        );
+        return { rows, manifests: loaded.map((r) => r.manifest) };
+      } finally {
+        await warehouse.close();
       }
-      const loaded = await warehouse.query<{ manifest: string }>(
-        'SELECT manifest FROM physical.spade_loaded_manifests',
+    },
+    async () => {
+      // The running processor holds the directory's one-process lock, as a replay would.
+      await assert.rejects(
+        openWarehouse(`pglite://${dir}`, { pgliteLockWaitMs: 100 }),
+        /PGlite database .* is in use by /,
       );
-      return { rows, manifests: loaded.map((r) => r.manifest) };
-    } finally {
-      await warehouse.close();
-    }
-  });
+    },
+  );
 });
 
 test('a load that fails (a dropped column) is retried, reported, and no batch is skipped; rows arrive once', async (t) => {
