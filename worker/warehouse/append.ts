@@ -162,11 +162,11 @@ export class WarehouseAppender {
     openFile: OpenFile,
     schemas: readonly TableSchema[],
   ): Promise<AppendBatchResult[]> {
-    const tables = new Set(batches.flatMap((b) => b.files.map((f) => f.table)));
     if (this.opts.createTables) {
+      const tables = new Set(batches.flatMap((b) => b.files.map((f) => f.table)));
       await createMissingTables(this.warehouse, schemas, tables, this.schema, this.opts.log ?? (() => undefined));
     }
-    return this.warehouse.withSessions((sessions) => this.inTransaction(sessions, batches, openFile, schemas, tables));
+    return this.warehouse.withSessions((sessions) => this.inTransaction(sessions, batches, openFile, schemas));
   }
 
   private async inTransaction(
@@ -174,7 +174,6 @@ export class WarehouseAppender {
     batches: readonly AppendBatch[],
     openFile: OpenFile,
     schemas: readonly TableSchema[],
-    tables: ReadonlySet<string>,
   ): Promise<AppendBatchResult[]> {
     // One connection: every session of this transaction shares it; this one runs the statements.
     const control = sessions.of({ schema: this.schema, table: LOADED_MANIFESTS_TABLE, files: [] }, openFile);
@@ -192,7 +191,13 @@ export class WarehouseAppender {
         batches.map((b) => b.manifest),
       );
       step = 'checking the tables';
-      const columnsOf = await this.checkTables(control, tables, schemas);
+      // Only the tables of batches still to load: a recorded batch needs nothing of its tables.
+      const toLoad = batches.filter((b) => !recorded.has(b.manifest));
+      const columnsOf = await this.checkTables(
+        control,
+        new Set(toLoad.flatMap((b) => b.files.map((f) => f.table))),
+        schemas,
+      );
       const results: AppendBatchResult[] = [];
       for (const batch of batches) {
         if (recorded.has(batch.manifest)) {

@@ -92,7 +92,8 @@ async function loadAcrossKills(
   let proc = startProcessor(opts, env);
   for (let kill = 0; kill < 2; kill++) {
     const writing = writeSome(5);
-    await proc.waitFor(/loaded \d+ rows/);
+    // Generous: PGlite's first start (WebAssembly, creating the tables) is slow on a busy machine.
+    await proc.waitFor(/loaded \d+ rows/, 60_000);
     await sleep(Math.floor(rnd() * 600));
     proc.child.kill('SIGKILL');
     await proc.exited;
