@@ -95,6 +95,8 @@ test('spade process --kinesis-stream: committed batches arrive; SIGTERM loses no
   assert.deepEqual(JSON.parse(readFileSync(join(stateDir, 'kinesis-pending.json'), 'utf8')), { pending: [] });
 
   const second = startProcessor(opts, kinesis.env);
+  // The first may have committed every file already: a SIGTERM before the second's handlers are set would kill it.
+  await second.waitFor(/following/);
   await waitUntil('every input committed', () => committedKeys(stateDir).length === FILES, 60_000);
   assert.equal(await stopProcessor(second, 'SIGTERM'), 0, second.stderr());
   assert.deepEqual(sortedEntries(await rowsByTable()), sortedEntries(truth.events));
