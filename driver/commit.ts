@@ -6,7 +6,7 @@
  *
  * Why load manifests are split, and at what size: a Redshift COPY takes one
  * manifest, so a table with several parts is loaded by several COPYs into the same
- * staging table within the one load transaction (warehouse/redshift.ts): the table
+ * staging table within the one load transaction (worker/warehouse/redshift.ts): the table
  * still changes all at once or not at all. A part is closed at MANIFEST_PART_BYTES
  * (4 MiB, ~25,000 files): each part is one object body built in memory before its
  * PUT, and a COPY spreads a manifest's files over the cluster's slices, which 25,000
