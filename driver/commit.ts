@@ -125,7 +125,6 @@ export async function commitRun(opts: CommitOptions): Promise<CommitResult> {
   const counts = emptyCounts();
   const damagedInputs: DamagedInput[] = [];
   const digestCheck = new ManifestDigestCheck(opts.digest, runtag);
-  let checking = true;
   let buffered = 0;
 
   // One request per manifest (no existence check first): the listing before the commit found them all.
@@ -151,7 +150,8 @@ export async function commitRun(opts: CommitOptions): Promise<CommitResult> {
           `Re-run with --runtag ${runtag} to finish it`,
       );
     }
-    if (checking) checking = digestCheck.add(p.id, m);
+    // Five problems are enough to say (finish throws): no need to read the rest.
+    if (!digestCheck.add(p.id, m)) digestCheck.finish();
     opts.onManifest?.(m);
     mergeCounts(counts, m.counts);
     damagedInputs.push(...m.inputErrors);
