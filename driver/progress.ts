@@ -10,6 +10,10 @@ import type { Logger } from './log.js';
 
 export interface ReplayProgress {
   phase(name: 'list' | 'transform' | 'load', seconds: number): void;
+  /** The listing has begun; `listed` then reports the running count of keys listed. */
+  startList?(): void;
+  listed?(keys: number): void;
+  endList?(): void;
   startTransform(partitions: number, alreadyDone: number, bytes: number): void;
   partitionDone(result: PartitionResult): void;
   startLoad(tables: string[]): void;
@@ -43,11 +47,18 @@ export function createProgress(opts: {
   let drawnLines = 0;
   let publishedCount: (() => number) | null = null;
   let publishStarted = 0;
+  let listing = false;
+  let listStarted = 0;
+  let keysListed = 0;
 
   const statusLines = (): string[] => {
     const secs = (Date.now() - started) / 1000;
     const live = opts.live?.() ?? { bytes: 0, lines: 0, files: 0 };
     const lines: string[] = [];
+    if (listing) {
+      const listSecs = (Date.now() - listStarted) / 1000;
+      lines.push(`list: ${keysListed} key(s) listed, ${formatRate(keysListed / Math.max(listSecs, 0.001))} keys/s`);
+    }
     if (partitions > 0 && tables.size === 0) {
       const fraction = totalBytes > 0 ? doneBytes / totalBytes : 0;
       const eta = fraction > 0 ? (secs / fraction) * (1 - fraction) : NaN;
@@ -108,6 +119,25 @@ export function createProgress(opts: {
     phases,
     phase(name, seconds) {
       phases[name] = (phases[name] ?? 0) + seconds;
+    },
+    startList() {
+      listing = true;
+      listStarted = Date.now();
+      ensureTimer();
+    },
+    listed(keys) {
+      keysListed = keys;
+    },
+    endList() {
+      if (!listing) return;
+      if (timer) {
+        clearInterval(timer);
+        timer = null;
+        draw(); // the listing's last figures stay on screen, above what comes next
+      }
+      listing = false;
+      drawnLines = 0;
+      opts.log.setConsoleSink(null);
     },
     startTransform(n, alreadyDone, bytes) {
       partitions = n;

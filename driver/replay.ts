@@ -17,30 +17,23 @@ import {
   type TablePublishResult,
 } from '../worker/output/kinesis-publish.js';
 import { readConfigText } from '../worker/transform/config-source.js';
-import { emptyCounts, formatCounts, mergeCounts, type OutcomeCounts } from '../worker/transform/outcomes.js';
+import { emptyCounts, formatCounts, type OutcomeCounts } from '../worker/transform/outcomes.js';
 import { parseTableConfig, type TableSchema } from '../worker/transform/schema.js';
 import type { TransformSettings } from '../worker/transform/setup.js';
 import { UsageError } from './cli/errors.js';
-import type { Executor } from './executors/executor.js';
+import type { Executor, TaskSummary } from './executors/executor.js';
 import { forEachLimited } from './executors/executor.js';
 import { formatBytes } from './format.js';
-import { listWindowFiles } from './listing.js';
+import { DEFAULT_LIST_CONCURRENCY } from './listing.js';
 import { RuntagLock } from './lock/runtag-lock.js';
 import type { Logger } from './log.js';
-import {
-  loadManifestKey,
-  readJson,
-  redshiftManifest,
-  runRecordKey,
-  successKey,
-  writeJson,
-  type RunRecord,
-  type SuccessManifest,
-} from './manifest.js';
-import { planPartitions } from './partition.js';
+import { commitRun, mapOrdered, readLoadManifests } from './commit.js';
+import { readJson, runRecordKey, successKey, writeJson, type RunRecord, type SuccessManifest } from './manifest.js';
+import type { Partition } from './partition.js';
+import { planTotals, planWindow, readPlan } from './plan.js';
 import type { ReplayProgress } from './progress.js';
 import { formatDamagedInputs, formatLoadReport } from './report.js';
-import { checkManifestDigests, checkRunDigest, driverTransformDigest } from './run-digest.js';
+import { checkRunDigest, driverTransformDigest } from './run-digest.js';
 import { formatPublishReport, unpublishedFiles } from './publish-report.js';
 import { createMissingTables } from '../worker/warehouse/create-tables.js';
 import { expectedColumns } from '../worker/warehouse/table-columns.js';
@@ -63,6 +56,8 @@ export interface ReplayOptions {
   skipLoad: boolean;
   poolsize: number;
   partitionBytes: number;
+  /** Prefixes listed at the same time (`--list-concurrency`); default 8. */
+  listConcurrency?: number;
   maxShrink: number;
   allowShrink: boolean;
   plan: boolean;
@@ -201,80 +196,106 @@ async function replayHoldingLock(
       throw new UsageError(`runtag ${opts.runtag} did not transform table(s) ${missingTables.join(', ')}`);
     }
     checkRunDigest(record, digest, opts.runtag);
-    log.info(`run record found: ${record.partitions.length} partition(s) planned at ${record.createdAt}`);
+    log.info(`run record found: ${planTotals(record).partitions} partition(s) planned at ${record.createdAt}`);
   } else if (opts.skipTransform) {
     throw new UsageError(
       `--skip-transform: no run ${opts.runtag} under ${output.url} (missing ${runRecordKey(opts.runtag)})`,
     );
   }
 
+  const taskOf = (p: Partition, edgeUrl: string): PartitionTask => ({
+    runtag: opts.runtag,
+    partition: p,
+    edge: edgeUrl,
+    output: opts.output,
+    settings: { ...settings, expectDigest: digest },
+    rotateBytes: opts.rotateBytes,
+  });
+
+  // A missing stream fails the run now (before the listing), not after hours of transform and load.
+  if (opts.kinesis && !opts.plan) (await KinesisPublisher.open(opts.kinesis)).close();
+
   if (!record) {
     const started = Date.now();
     log.info(`listing ${edge.url} date prefixes ${datePrefixes(w).join(', ')}`);
-    const files = await listWindowFiles(edge, w);
-    const partitions = planPartitions(files, { targetBytes: opts.partitionBytes });
+    // `--plan` writes nothing: the partitions are only counted (and the first kept for the executor's description).
+    deps.progress.startList?.();
+    const planned = await planWindow(edge, opts.plan ? null : output, opts.runtag, w, {
+      targetBytes: opts.partitionBytes,
+      concurrency: opts.listConcurrency ?? DEFAULT_LIST_CONCURRENCY,
+      onProgress: (n) => deps.progress.listed?.(n),
+      onRetry: (prefix, attempt, error) => log.warn(`listing ${prefix} attempt ${attempt} failed, retrying: ${error}`),
+    });
+    deps.progress.endList?.();
+    const counted = planned.totals;
     deps.progress.phase('list', (Date.now() - started) / 1000);
-    const bytes = files.reduce((s, f) => s + f.size, 0);
-    log.info(`${files.length} edge file(s), ${formatBytes(bytes)}, in ${partitions.length} partition(s)`);
+    log.info(
+      `${counted.files} edge file(s), ${formatBytes(counted.bytes)}, in ${counted.partitions} partition(s)` +
+        (planned.index
+          ? ` (plan: ${planned.index.planFiles.length} file(s) under ${output.url}/${opts.runtag}/_plan/)`
+          : ''),
+    );
+    if (opts.plan) {
+      return printPlan(opts, deps, say, lines, edge, output, tables, {
+        partitions: counted.partitions,
+        files: counted.files,
+        bytes: counted.bytes,
+        first: planned.first ? taskOf(planned.first, opts.edge) : undefined,
+      });
+    }
     record = {
       runtag: opts.runtag,
       window: { start: w.start, end: w.end },
       tables,
       edge: opts.edge,
       configSource: redactUrl(opts.config),
-      partitions,
+      plan: planned.index!,
       createdAt: new Date().toISOString(),
       transform: digest,
     };
   }
-  const tasks: PartitionTask[] = record.partitions.map((p) => ({
-    runtag: opts.runtag,
-    partition: p,
-    edge: record!.edge,
-    output: opts.output,
-    settings: { ...settings, expectDigest: digest },
-    rotateBytes: opts.rotateBytes,
-  }));
-
-  if (opts.plan) {
-    const bytes = record.partitions.reduce((s, p) => s + p.bytes, 0);
-    say(`plan for runtag ${opts.runtag} (nothing will be changed)`);
-    say(`  window: ${w.start} .. ${w.end} US Pacific (${w.startUtc.toISOString()} .. ${w.endUtc.toISOString()})`);
-    say(`  edge: ${edge.url}, date prefixes ${datePrefixes(w).join(' ')}`);
-    say(`  input: ${record.partitions.reduce((s, p) => s + p.files.length, 0)} file(s), ${formatBytes(bytes)}`);
-    say(`  output: ${output.url}/${opts.runtag}/`);
-    say(`  tables (${tables.length}): ${tables.join(', ')}`);
-    if (!opts.skipTransform) for (const l of deps.executor.describe(tasks)) say(`  ${l}`);
-    else say('  transform: skipped (--skip-transform), loading the earlier output');
-    if (opts.kinesis) say(`  kinesis: ${describeKinesis(opts.kinesis)}`);
-    if (opts.skipLoad) say('  load: skipped (--skip-ace-upload)');
-    else
-      say(
-        `  load: ${opts.rsurl ? redactUrl(opts.rsurl) : '?'} schema ${opts.schema}, ${opts.poolsize} table(s) at a time, ` +
-          `delete+insert of the window per table, shrink guard ${opts.allowShrink ? 'off' : `${opts.maxShrink}`}`,
-      );
-    return { exitCode: 0, runtag: opts.runtag, counts: emptyCounts(), loads: [], lines, damagedInputs: [] };
+  const run = record;
+  const totals = planTotals(run);
+  /** The run's tasks, read from the plan as they are needed. */
+  async function* planTasks(skip?: ReadonlySet<string>): AsyncGenerator<PartitionTask> {
+    for await (const p of readPlan(output, run)) if (!skip?.has(p.id)) yield taskOf(p, run.edge);
   }
 
-  // A missing stream fails the run now, not after hours of transform and load.
-  if (opts.kinesis) (await KinesisPublisher.open(opts.kinesis)).close();
+  if (opts.plan) {
+    let first: PartitionTask | undefined;
+    for await (const t of planTasks()) {
+      first = t;
+      break;
+    }
+    return printPlan(opts, deps, say, lines, edge, output, tables, { ...totals, first });
+  }
 
   // ---- execute ----
-  if (!(await output.exists(runRecordKey(opts.runtag)))) await writeJson(output, runRecordKey(opts.runtag), record);
-  const manifests = new Map<string, SuccessManifest>();
-  await loadSuccessManifests(output, opts.runtag, record, manifests);
+  if (!(await output.exists(runRecordKey(opts.runtag)))) await writeJson(output, runRecordKey(opts.runtag), run);
+  let done = await finishedPartitions(output, opts.runtag);
   // Partitions transformed earlier without uuids: refused before transforming the rest.
-  if (opts.kinesis) refuseFilesWithoutUuids(opts.kinesis, manifests, output, opts.runtag);
+  if (opts.kinesis && done.size > 0) {
+    const without: string[] = [];
+    const doneOnly = async function* (): AsyncGenerator<Partition> {
+      for await (const p of readPlan(output, run)) if (done.has(p.id)) yield p;
+    };
+    const read = (p: Partition): Promise<SuccessManifest | null> =>
+      readJson<SuccessManifest>(output, successKey(opts.runtag, p.id));
+    for await (const m of mapOrdered(doneOnly(), 16, read)) {
+      if (m) without.push(...filesWithoutUuids(opts.kinesis, m, output));
+    }
+    if (without.length) throw new UsageError(noUuidsMessage(opts.runtag, without.sort()));
+  }
   if (!opts.skipTransform) {
-    const todo = tasks.filter((t) => !manifests.has(t.partition.id));
-    if (todo.length < tasks.length) log.info(`${tasks.length - todo.length} partition(s) already done, resuming`);
-    deps.progress.startTransform(
-      tasks.length,
-      manifests.size,
-      todo.reduce((s, t) => s + t.partition.bytes, 0),
-    );
+    if (done.size > 0) log.info(`${done.size} partition(s) already done, resuming`);
+    let todoBytes = totals.bytes;
+    if (done.size > 0) {
+      todoBytes = 0;
+      for await (const t of planTasks(done)) todoBytes += t.partition.bytes;
+    }
+    deps.progress.startTransform(totals.partitions, done.size, todoBytes);
     const started = Date.now();
-    const { failed } = await deps.executor.run(todo, {
+    const { failed } = await deps.executor.run(planTasks(done), {
       onPartitionDone: (r: PartitionResult) => {
         deps.progress.partitionDone(r);
         log.debug(`partition ${r.partition} attempt ${r.attempt} done: ${r.files.length} file(s)`);
@@ -283,38 +304,44 @@ async function replayHoldingLock(
     });
     deps.progress.phase('transform', (Date.now() - started) / 1000);
     for (const f of failed) log.error(`partition ${f.partition} failed: ${f.error}`);
-    await loadSuccessManifests(output, opts.runtag, record, manifests);
+    done = await finishedPartitions(output, opts.runtag);
   }
-  const missing = record.partitions.filter((p) => !manifests.has(p.id)).map((p) => p.id);
-  if (missing.length) {
+  const missing: string[] = [];
+  let missingCount = 0;
+  for await (const p of readPlan(output, run)) {
+    if (done.has(p.id)) continue;
+    if (missingCount++ < 5) missing.push(p.id);
+  }
+  if (missingCount) {
     throw new Error(
-      `${missing.length} partition(s) have no success manifest (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}); ` +
+      `${missingCount} partition(s) have no success manifest (${missing.join(', ')}${missingCount > 5 ? ', ...' : ''}); ` +
         `nothing was loaded. Re-run with --runtag ${opts.runtag} to finish them`,
     );
   }
-  checkManifestDigests({ ...record, transform: digest }, manifests, opts.runtag);
-  // Before anything is loaded: publishing needs every published table's uuids.
-  if (opts.kinesis) refuseFilesWithoutUuids(opts.kinesis, manifests, output, opts.runtag);
-  const counts = emptyCounts();
-  const damagedInputs: DamagedInput[] = [];
-  for (const p of record.partitions) {
-    const m = manifests.get(p.id)!;
-    mergeCounts(counts, m.counts);
-    damagedInputs.push(...m.inputErrors);
-  }
+  done = new Set(); // not needed any more: the commit reads the plan again
+
+  // ---- commit: per-table load manifests from success manifests only (streamed, commit.ts) ----
+  lock?.assertHeld();
+  const without: string[] = [];
+  const committed = await commitRun({
+    output,
+    runtag: opts.runtag,
+    tables: run.tables,
+    partitions: readPlan(output, run),
+    digest,
+    keepFiles: opts.kinesis !== undefined,
+    onManifest: opts.kinesis ? (m) => without.push(...filesWithoutUuids(opts.kinesis!, m, output)) : undefined,
+    // Before anything is loaded: publishing needs every published table's uuids.
+    beforeFinish: () => {
+      if (without.length) throw new UsageError(noUuidsMessage(opts.runtag, without.sort()));
+    },
+  });
+  const { counts, damagedInputs } = committed;
+  const filesByTable = committed.filesByTable ?? new Map<string, WrittenFile[]>();
   for (const e of damagedInputs)
     log.warn(`damaged input ${e.key ?? e.source}: ${e.error} (its complete lines were processed)`);
   say(`transform: ${formatCounts(counts)}`);
 
-  // ---- commit: per-table load manifests from success manifests only ----
-  lock?.assertHeld();
-  const filesByTable = new Map<string, WrittenFile[]>(record.tables.map((t) => [t, []]));
-  for (const p of record.partitions) {
-    for (const f of manifests.get(p.id)!.files) if (f.kind === 'rows') filesByTable.get(f.event ?? '')?.push(f);
-  }
-  for (const [table, files] of filesByTable) {
-    await output.put(loadManifestKey(opts.runtag, table), redshiftManifest(files.map((f) => output.urlOf(f.key))));
-  }
   const result = (exitCode: number, loads: TableLoadResult[]): ReplayResult => ({
     exitCode,
     runtag: opts.runtag,
@@ -382,7 +409,9 @@ async function replayHoldingLock(
     deps.progress.startLoad(tables);
     await forEachLimited(tables, opts.poolsize, async (table) => {
       deps.progress.tableState(table, 'loading');
-      const files = filesByTable.get(table) ?? [];
+      const manifestKeys = committed.manifests.get(table)?.keys ?? [];
+      // One table's files in memory at a time, read back from its load manifests.
+      const files = await readLoadManifests(output, manifestKeys);
       const result = await warehouse.replaceWindow(
         {
           schema: opts.schema,
@@ -390,8 +419,9 @@ async function replayHoldingLock(
           // Every table is in the config (resolveTables); no columns would fail the load with a message.
           columns: expectedColumns(schemas, table) ?? [],
           window: { start: w.start, end: w.end },
-          files: files.map((f) => ({ key: f.key, url: output.urlOf(f.key) })),
-          manifestUrl: output.urlOf(loadManifestKey(opts.runtag, table)),
+          files,
+          manifestUrl: output.urlOf(manifestKeys[0] ?? `${opts.runtag}/_load/${table}.manifest`),
+          manifestUrls: manifestKeys.map((k) => output.urlOf(k)),
           maxShrink: opts.maxShrink,
           allowShrink: opts.allowShrink,
         },
@@ -424,25 +454,48 @@ async function replayHoldingLock(
 }
 
 /**
- * Throws when a row file of a table that goes to a stream has no uuid sidecar
- * (its partition was transformed without --kinesis-stream): its rows could not
+ * The row files of a success manifest that go to a stream but have no uuid sidecar
+ * (their partition was transformed without --kinesis-stream): their rows could not
  * be published with their events' uuids.
  */
-function refuseFilesWithoutUuids(
-  kinesis: KinesisPublishOptions,
-  manifests: ReadonlyMap<string, SuccessManifest>,
-  output: ObjectStore,
-  runtag: string,
-): void {
+function filesWithoutUuids(kinesis: KinesisPublishOptions, m: SuccessManifest, output: ObjectStore): string[] {
   const published = (table: string): boolean =>
     kinesis.targets.some((t) => t.tables === null || t.tables.includes(table));
   const without: string[] = [];
-  for (const m of manifests.values()) {
-    for (const f of m.files) {
-      if (f.kind === 'rows' && f.uuids === undefined && published(f.event ?? '')) without.push(output.urlOf(f.key));
-    }
+  for (const f of m.files) {
+    if (f.kind === 'rows' && f.uuids === undefined && published(f.event ?? '')) without.push(output.urlOf(f.key));
   }
-  if (without.length) throw new UsageError(noUuidsMessage(runtag, without.sort()));
+  return without;
+}
+
+/** What `--plan` prints: what would be done, from the plan's totals (nothing is written). */
+function printPlan(
+  opts: ReplayOptions,
+  deps: ReplayDeps,
+  say: (line: string) => void,
+  lines: string[],
+  edge: ObjectStore,
+  output: ObjectStore,
+  tables: string[],
+  plan: TaskSummary & { files: number },
+): ReplayResult {
+  const w = opts.window;
+  say(`plan for runtag ${opts.runtag} (nothing will be changed)`);
+  say(`  window: ${w.start} .. ${w.end} US Pacific (${w.startUtc.toISOString()} .. ${w.endUtc.toISOString()})`);
+  say(`  edge: ${edge.url}, date prefixes ${datePrefixes(w).join(' ')}`);
+  say(`  input: ${plan.files} file(s), ${formatBytes(plan.bytes)}`);
+  say(`  output: ${output.url}/${opts.runtag}/`);
+  say(`  tables (${tables.length}): ${tables.join(', ')}`);
+  if (!opts.skipTransform) for (const l of deps.executor.describe(plan)) say(`  ${l}`);
+  else say('  transform: skipped (--skip-transform), loading the earlier output');
+  if (opts.kinesis) say(`  kinesis: ${describeKinesis(opts.kinesis)}`);
+  if (opts.skipLoad) say('  load: skipped (--skip-ace-upload)');
+  else
+    say(
+      `  load: ${opts.rsurl ? redactUrl(opts.rsurl) : '?'} schema ${opts.schema}, ${opts.poolsize} table(s) at a time, ` +
+        `delete+insert of the window per table, shrink guard ${opts.allowShrink ? 'off' : `${opts.maxShrink}`}`,
+    );
+  return { exitCode: 0, runtag: opts.runtag, counts: emptyCounts(), loads: [], lines, damagedInputs: [] };
 }
 
 function describeKinesis(k: KinesisPublishOptions): string {
@@ -483,18 +536,13 @@ async function forEachTable<T>(tables: string[], limit: number, fn: (table: stri
   return out;
 }
 
-async function loadSuccessManifests(
-  output: ObjectStore,
-  runtag: string,
-  record: RunRecord,
-  into: Map<string, SuccessManifest>,
-): Promise<void> {
-  await forEachLimited(
-    record.partitions.filter((p) => !into.has(p.id)),
-    16,
-    async (p) => {
-      const m = await readJson<SuccessManifest>(output, successKey(runtag, p.id));
-      if (m) into.set(p.id, m);
-    },
-  );
+/** The partitions that have a success manifest, from one listing of `<runtag>/_success/`. */
+async function finishedPartitions(output: ObjectStore, runtag: string): Promise<Set<string>> {
+  const prefix = `${runtag}/_success/`;
+  const done = new Set<string>();
+  for await (const o of output.list(prefix)) {
+    const id = o.key.slice(prefix.length).replace(/\.json$/, '');
+    if (o.key === successKey(runtag, id)) done.add(id);
+  }
+  return done;
 }

@@ -84,29 +84,53 @@ export function checkManifestDigests(
   manifests: Map<string, SuccessManifest>,
   runtag: string,
 ): void {
-  let first: { partition: string; digest: TransformDigest } | null = null;
-  const problems: string[] = [];
-  for (const p of record.partitions) {
+  const check = new ManifestDigestCheck(record.transform, runtag);
+  for (const p of record.partitions ?? []) {
     const m = manifests.get(p.id);
-    if (!m) continue;
+    if (m && !check.add(p.id, m)) break;
+  }
+  check.finish();
+}
+
+/**
+ * checkManifestDigests one success manifest at a time, for the streamed commit:
+ * `add` each in plan order (false once enough problems were found to say), then
+ * `finish` throws if any partition was made with other settings.
+ */
+export class ManifestDigestCheck {
+  private first: { partition: string; digest: TransformDigest } | null = null;
+  private readonly problems: string[] = [];
+
+  constructor(
+    private readonly run: TransformDigest,
+    private readonly runtag: string,
+  ) {}
+
+  add(partition: string, m: SuccessManifest): boolean {
+    if (this.problems.length >= 5) return false;
     const d = m.transformDigest;
     if (!d) {
-      problems.push(`partition ${p.id}: its success manifest has no transform digest (written by an older worker)`);
-      continue;
+      this.problems.push(
+        `partition ${partition}: its success manifest has no transform digest (written by an older worker)`,
+      );
+    } else {
+      const vsRun = digestDifferences(this.run, d);
+      if (vsRun.length > 0) this.problems.push(`partition ${partition}: ${vsRun.join('; ')}`);
+      else if (this.first === null) this.first = { partition, digest: d };
+      else if (this.first.digest.digest !== d.digest) {
+        const vsFirst = digestDifferences(this.first.digest, d, [this.first.partition, partition]);
+        this.problems.push(`partitions ${this.first.partition} and ${partition}: ${vsFirst.join('; ')}`);
+      }
     }
-    const vsRun = digestDifferences(record.transform, d);
-    if (vsRun.length > 0) problems.push(`partition ${p.id}: ${vsRun.join('; ')}`);
-    else if (first === null) first = { partition: p.id, digest: d };
-    else if (first.digest.digest !== d.digest) {
-      const vsFirst = digestDifferences(first.digest, d, [first.partition, p.id]);
-      problems.push(`partitions ${first.partition} and ${p.id}: ${vsFirst.join('; ')}`);
-    }
-    if (problems.length >= 5) break;
+    return this.problems.length < 5;
   }
-  if (problems.length > 0) {
-    throw new Error(
-      `runtag ${runtag}: partitions were transformed with other settings than the run's, nothing was loaded: ` +
-        `${problems.join('; ')}. Make every worker use the same config and databases, and use a new --runtag`,
-    );
+
+  finish(): void {
+    if (this.problems.length > 0) {
+      throw new Error(
+        `runtag ${this.runtag}: partitions were transformed with other settings than the run's, nothing was loaded: ` +
+          `${this.problems.join('; ')}. Make every worker use the same config and databases, and use a new --runtag`,
+      );
+    }
   }
 }

@@ -122,6 +122,11 @@ export function replayOptions<T>(y: Argv<T>) {
     .option('emr-region', { type: 'string' })
     .option('threads', { type: 'number', describe: 'transform threads of the local executor (default: cores)' })
     .option('partition-mb', { type: 'number', default: 256, describe: 'compressed MB of edge logs per partition' })
+    .option('list-concurrency', {
+      type: 'number',
+      default: 8,
+      describe: 'edge prefixes (dates, autoscale groups) listed at the same time',
+    })
     .option('max-shrink', {
       type: 'number',
       default: 0.1,
@@ -210,6 +215,8 @@ export function toReplayOptions(argv: ReplayArgv, env: NodeJS.ProcessEnv = proce
     throw new UsageError(`--threads must be a positive integer, got ${argv.threads}`);
   }
   if (!(argv['partition-mb'] > 0)) throw new UsageError(`--partition-mb must be positive, got ${argv['partition-mb']}`);
+  if (!(Number.isInteger(argv['list-concurrency']) && argv['list-concurrency'] >= 1 && argv['list-concurrency'] <= 256))
+    throw new UsageError(`--list-concurrency must be an integer from 1 to 256, got ${argv['list-concurrency']}`);
   if (!(argv['max-shrink'] >= 0 && argv['max-shrink'] <= 1))
     throw new UsageError(`--max-shrink must be between 0 and 1, got ${argv['max-shrink']}`);
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,126}$/.test(argv.schema))
@@ -242,6 +249,7 @@ export function toReplayOptions(argv: ReplayArgv, env: NodeJS.ProcessEnv = proce
     skipLoad: argv['skip-ace-upload'],
     poolsize: argv.poolsize,
     partitionBytes: Math.round(argv['partition-mb'] * 1024 * 1024),
+    listConcurrency: argv['list-concurrency'],
     maxShrink: argv['max-shrink'],
     allowShrink: argv['allow-shrink'],
     plan: argv.plan,

@@ -34,11 +34,13 @@ import {
   type StepConfig,
 } from '@aws-sdk/client-emr';
 import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import type { PartitionTask } from '../../worker/partition-task.js';
 import { encodeTaskLine } from '../../worker/emr-task.js';
 import { isS3Url, openStore } from '../../worker/store/location.js';
 import type { ObjectStore } from '../../worker/store/objectstore.js';
 import { formatBytes } from '../format.js';
-import { collectSuccessManifests, nextNumberedDir, type Executor } from './executor.js';
+import { collectSuccessManifests, nextNumberedDir, summarizeTasks, taskIterator, type Executor } from './executor.js';
 import { SPARK_JOB_FILE, sparkSubmitArgs } from './spark.js';
 
 export interface EmrExecutorOptions {
@@ -296,7 +298,7 @@ export function createEmrExecutor(opts: EmrExecutorOptions): EmrExecutor {
       return clusterId;
     },
     describe(tasks) {
-      const bytes = tasks.reduce((s, t) => s + t.partition.bytes, 0);
+      const { partitions, bytes, first } = summarizeTasks(tasks);
       const lines: string[] = [];
       const known = (f: () => number, unit: string): string => {
         try {
@@ -325,13 +327,13 @@ export function createEmrExecutor(opts: EmrExecutorOptions): EmrExecutor {
       );
       const nodes = opts.clusterId ? null : opts.instanceCount;
       lines.push(
-        `${tasks.length} partition(s), ${formatBytes(bytes)} compressed input` +
-          (nodes ? `, about ${Math.ceil(tasks.length / Math.max(1, nodes))} partition(s) per node` : ''),
+        `${partitions} partition(s), ${formatBytes(bytes)} compressed input` +
+          (nodes ? `, about ${Math.ceil(partitions / Math.max(1, nodes))} partition(s) per node` : ''),
       );
-      if (tasks[0]) {
+      if (first) {
         let spec: StepSpec | null;
         try {
-          spec = stepSpec(tasks[0].runtag, 0, openStore(tasks[0].output));
+          spec = stepSpec(first.runtag, 0, openStore(first.output));
         } catch {
           spec = null; // unknown task memory or cores: already said above
         }
@@ -344,31 +346,41 @@ export function createEmrExecutor(opts: EmrExecutorOptions): EmrExecutor {
     },
 
     async run(tasks, hooks) {
-      if (tasks.length === 0) return { failed: [] };
-      const first = tasks[0]!;
-      for (const t of tasks) {
+      const source = taskIterator(tasks);
+      const head = await source.next();
+      if (head.done) return { failed: [] };
+      const first = head.value;
+      const checkS3 = (t: PartitionTask): void => {
         if (!isS3Url(t.edge) || !isS3Url(t.output)) {
           throw new Error(
             `--executor emr needs the edge logs and the output in S3 (s3://bucket/prefix); got edge ${t.edge}, output ${t.output}`,
           );
         }
-      }
+      };
+      checkS3(first);
       const store = opts.outputStore ?? openStore(first.output);
       const runtag = first.runtag;
       const n = await nextNumberedDir(store, `${runtag}/_emr/`);
       const spec = stepSpec(runtag, n, store);
       const dir = `${runtag}/_emr/${n}`;
 
-      // The manifest: config text once, then one task per line.
+      // The manifest: config text once, then one task per line, streamed from the plan;
+      // only the partition ids stay in memory (to follow their success manifests).
       const configKey = `${dir}/config.json`;
       await store.put(configKey, first.settings.configText);
       const configUrl = store.urlOf(configKey);
-      const body = tasks
-        .map((t) => encodeTaskLine(t, t.settings.configText === first.settings.configText ? configUrl : null))
-        .join('\n');
-      await store.put(`${dir}/tasks.jsonl`, body + '\n');
+      const pending = new Map<string, true>();
+      async function* taskLines(): AsyncGenerator<string> {
+        for (let r: IteratorResult<PartitionTask> = head; !r.done; r = await source.next()) {
+          const t = r.value;
+          checkS3(t);
+          pending.set(t.partition.id, true);
+          yield encodeTaskLine(t, t.settings.configText === first.settings.configText ? configUrl : null) + '\n';
+        }
+      }
+      await store.upload(`${dir}/tasks.jsonl`, Readable.from(taskLines()));
       await store.put(`${dir}/spark_job.py`, readFileSync(SPARK_JOB_FILE, 'utf8'));
-      log(`wrote ${tasks.length} partition task(s) to ${spec.tasksUrl}`);
+      log(`wrote ${pending.size} partition task(s) to ${spec.tasksUrl}`);
 
       if (opts.clusterId) {
         const out = await emr().send(
@@ -392,7 +404,6 @@ export function createEmrExecutor(opts: EmrExecutorOptions): EmrExecutor {
       const cluster = clusterId!;
       const step = stepId;
 
-      const pending = new Map(tasks.map((t) => [t.partition.id, t]));
       const collect = (): Promise<void> =>
         collectSuccessManifests(store, runtag, pending, (result) => hooks.onPartitionDone(result));
 

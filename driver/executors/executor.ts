@@ -11,19 +11,62 @@ export interface ExecutorHooks {
   onPartitionRetry(partition: string, attempt: number, error: string): void;
 }
 
+/**
+ * The tasks of a run: an array, or (a replay) an async iterable reading the streamed
+ * plan, so that no executor needs every partition's keys in memory at once.
+ */
+export type TaskSource = readonly PartitionTask[] | AsyncIterable<PartitionTask>;
+
+/** What `describe` needs of the tasks: their number and bytes, and one of them. */
+export interface TaskSummary {
+  partitions: number;
+  bytes: number;
+  first?: PartitionTask;
+}
+
 export interface Executor {
   readonly name: string;
   /** What `--plan` prints: what would be launched, without launching anything. */
-  describe(tasks: PartitionTask[]): string[];
+  describe(tasks: readonly PartitionTask[] | TaskSummary): string[];
   /** Runs every task; resolves with the partitions that failed after retries. */
-  run(tasks: PartitionTask[], hooks: ExecutorHooks): Promise<{ failed: { partition: string; error: string }[] }>;
+  run(tasks: TaskSource, hooks: ExecutorHooks): Promise<{ failed: { partition: string; error: string }[] }>;
   /** Live transform progress where the executor can see it (local threads). */
   progress?(): { bytes: number; lines: number; files: number };
   close(): Promise<void>;
 }
 
-/** Runs `fn` over items with at most `limit` in flight. */
-export async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+export function summarizeTasks(tasks: readonly PartitionTask[] | TaskSummary): TaskSummary {
+  if (!Array.isArray(tasks)) return tasks as TaskSummary;
+  const list = tasks as readonly PartitionTask[];
+  return { partitions: list.length, bytes: list.reduce((s, t) => s + t.partition.bytes, 0), first: list[0] };
+}
+
+/** One iterator over a task source: arrays and async iterables alike. */
+export function taskIterator<T>(items: readonly T[] | AsyncIterable<T>): AsyncIterator<T> {
+  if (Array.isArray(items)) {
+    const list = items as readonly T[];
+    let i = 0;
+    return {
+      next: async () => (i < list.length ? { done: false, value: list[i++] as T } : { done: true, value: undefined }),
+    };
+  }
+  return (items as AsyncIterable<T>)[Symbol.asyncIterator]();
+}
+
+/** Runs `fn` over items (an array, or pulled from an async iterable) with at most `limit` in flight. */
+export async function forEachLimited<T>(
+  items: readonly T[] | AsyncIterable<T>,
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  if (!Array.isArray(items)) {
+    const it = taskIterator(items);
+    const lanes = Array.from({ length: Math.max(1, limit) }, async () => {
+      for (let r = await it.next(); !r.done; r = await it.next()) await fn(r.value);
+    });
+    await Promise.all(lanes);
+    return;
+  }
   let next = 0;
   const lanes = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
     while (next < items.length) {

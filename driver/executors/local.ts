@@ -2,7 +2,7 @@
 import { formatBytes } from '../format.js';
 import { createTransformPool, type TransformPool } from '../../worker/pool/pool.js';
 import { newAttemptId, runPartition } from '../../worker/partition-task.js';
-import { forEachLimited, type Executor } from './executor.js';
+import { forEachLimited, summarizeTasks, type Executor } from './executor.js';
 
 export const LOCAL_ATTEMPTS = 3;
 
@@ -11,10 +11,10 @@ export function createLocalExecutor(opts: { threads: number; concurrentPartition
   return {
     name: 'local',
     describe(tasks) {
-      const bytes = tasks.reduce((s, t) => s + t.partition.bytes, 0);
+      const { partitions, bytes } = summarizeTasks(tasks);
       return [
         `executor local: ${opts.threads} transform thread(s) on this machine`,
-        `${tasks.length} partition(s) to run, ${formatBytes(bytes)} compressed input`,
+        `${partitions} partition(s) to run, ${formatBytes(bytes)} compressed input`,
       ];
     },
     async run(tasks, hooks) {

@@ -24,7 +24,9 @@
  * removed when the application has ended.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, rmdirSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import type { PartitionTask } from '../../worker/partition-task.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -32,7 +34,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeTaskLine } from '../../worker/emr-task.js';
 import { openStore } from '../../worker/store/location.js';
 import { formatBytes } from '../format.js';
-import { collectSuccessManifests, nextNumberedDir, type Executor } from './executor.js';
+import { collectSuccessManifests, nextNumberedDir, summarizeTasks, taskIterator, type Executor } from './executor.js';
 
 /** The job file shipped in the package (source tree and dist/ alike: dist/driver/executors → driver/executors). */
 export const SPARK_JOB_FILE = fileURLToPath(new URL('../../../driver/executors/spark_job.py', import.meta.url));
@@ -166,21 +168,23 @@ export function createSparkExecutor(opts: SparkExecutorOptions): SparkExecutor {
   const executor: SparkExecutor = {
     name: 'spark',
     describe(tasks) {
-      const bytes = tasks.reduce((s, t) => s + t.partition.bytes, 0);
+      const { partitions, bytes, first } = summarizeTasks(tasks);
       const lines = [
         `executor spark: one application on ${opts.master} (client mode), ${maxFailures} attempt(s) per partition`,
         `one partition at a time per executor: spark.executor.cores = spark.task.cpus = ${opts.cores} ` +
           `(a worker node's cores, --spark-cores); nodes run \`${spadeCmd} worker run-tasks\``,
-        `${tasks.length} partition(s), ${formatBytes(bytes)} compressed input`,
+        `${partitions} partition(s), ${formatBytes(bytes)} compressed input`,
       ];
-      const runtag = tasks[0]?.runtag ?? '<runtag>';
+      const runtag = first?.runtag ?? '<runtag>';
       lines.push(`spark-submit: ${shellCommand([submit, ...argsFor(runtag, '<n>')])}`);
       return lines;
     },
 
     async run(tasks, hooks) {
-      if (tasks.length === 0) return { failed: [] };
-      const first = tasks[0]!;
+      const source = taskIterator(tasks);
+      const head = await source.next();
+      if (head.done) return { failed: [] };
+      const first = head.value;
       const runtag = first.runtag;
       const store = openStore(first.output);
       const n = await nextNumberedDir(store, `${runtag}/_spark/`);
@@ -189,14 +193,22 @@ export function createSparkExecutor(opts: SparkExecutorOptions): SparkExecutor {
       const configUrl = store.urlOf(configKey);
       const file = tasksFile(runtag, n);
       mkdirSync(join(file, '..'), { recursive: true });
-      const body = tasks.map((t) =>
-        encodeTaskLine(t, t.settings.configText === first.settings.configText ? configUrl : null),
-      );
-      writeFileSync(file, body.join('\n') + '\n');
+      // One line per task, streamed from the plan: Spark's task i runs line i, so the
+      // partition ids (not the tasks) are kept to name the partition of a lost task.
+      const ids: string[] = [];
+      const out = createWriteStream(file);
+      for (let r: IteratorResult<PartitionTask> = head; !r.done; r = await source.next()) {
+        const t = r.value;
+        ids.push(t.partition.id);
+        const line = encodeTaskLine(t, t.settings.configText === first.settings.configText ? configUrl : null) + '\n';
+        if (!out.write(line)) await once(out, 'drain');
+      }
+      out.end();
+      await once(out, 'finish');
       const args = argsFor(runtag, n);
       log(`spark-submit: ${shellCommand([submit, ...args])}`);
 
-      const pending = new Map(tasks.map((t) => [t.partition.id, t]));
+      const pending = new Map(ids.map((id) => [id, true]));
       const collect = (): Promise<void> =>
         collectSuccessManifests(store, runtag, pending, (result) => hooks.onPartitionDone(result));
 
@@ -229,10 +241,10 @@ export function createSparkExecutor(opts: SparkExecutorOptions): SparkExecutor {
           log(line);
         } else if ((m = LOST_TASK.exec(line))) {
           flushLost();
-          const task = tasks[Number(m[1])];
+          const partition = ids[Number(m[1])];
           // TaskKilled: a sibling of a task that failed for good, cancelled with the job.
-          if (task && !m[3]!.startsWith('TaskKilled')) {
-            lost = { partition: task.partition.id, attempt: Number(m[2]) + 1, reason: m[3]! };
+          if (partition && !m[3]!.startsWith('TaskKilled')) {
+            lost = { partition, attempt: Number(m[2]) + 1, reason: m[3]! };
             if (!/PythonException/.test(m[3]!)) flushLost();
           }
         } else if ((m = LOST_EXECUTOR.exec(line))) {
@@ -292,7 +304,7 @@ export function createSparkExecutor(opts: SparkExecutorOptions): SparkExecutor {
         : end.signal
           ? `spark-submit ended by ${end.signal}`
           : `spark-submit exited with code ${end.code}`;
-      if (end.code === 0) log(`Spark application done: ${tasks.length - pending.size} partition(s)`);
+      if (end.code === 0) log(`Spark application done: ${ids.length - pending.size} partition(s)`);
       else log(`Spark application failed: ${how}`);
       // The job names the partition that failed for good; else the last task error Spark logged is it.
       const failure = (partitionFailure ?? (end.code === 0 ? null : lastTaskError)) as {

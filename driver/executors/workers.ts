@@ -16,7 +16,7 @@
  */
 import { newAttemptId, type PartitionResult, type PartitionTask } from '../../worker/partition-task.js';
 import { formatBytes } from '../format.js';
-import type { Executor, ExecutorHooks } from './executor.js';
+import { summarizeTasks, taskIterator, type Executor, type ExecutorHooks } from './executor.js';
 
 export interface WorkersExecutorOptions {
   /** `host:port` of each node (`[v6addr]:port` for IPv6). */
@@ -251,18 +251,30 @@ export function createWorkersExecutor(opts: WorkersExecutorOptions): WorkersExec
   return {
     name: 'workers',
     describe(tasks) {
-      const bytes = tasks.reduce((s, t) => s + t.partition.bytes, 0);
-      const perNode = Math.ceil(tasks.length / nodes.length);
+      const { partitions, bytes } = summarizeTasks(tasks);
+      const perNode = Math.ceil(partitions / nodes.length);
       return [
         `executor workers: ${nodes.length} node(s), one partition at a time each: ${addrs.join(', ')}`,
-        `${tasks.length} partition(s) to run, ${formatBytes(bytes)} compressed input; ` +
+        `${partitions} partition(s) to run, ${formatBytes(bytes)} compressed input; ` +
           `about ${perNode} partition(s), ${formatBytes(bytes / nodes.length)} per node`,
         `task timeout ${Math.round(taskTimeoutMs / 1000)}s, up to ${maxAttempts} attempt(s) per partition, ` +
           `a node is dropped after ${maxNodeFailures} failure(s) in a row`,
       ];
     },
     async run(tasks, hooks: ExecutorHooks) {
-      const queue: Pending[] = tasks.map((task) => ({ task, attempts: 0, failedOn: new Set() }));
+      // Partitions to retry; new ones are pulled from the (streamed) source when none fits.
+      const queue: Pending[] = [];
+      const source = taskIterator(tasks);
+      let sourceDone = false;
+      const pull = async (): Promise<Pending | undefined> => {
+        if (sourceDone) return undefined;
+        const r = await source.next();
+        if (r.done) {
+          sourceDone = true;
+          return undefined;
+        }
+        return { task: r.value, attempts: 0, failedOn: new Set() };
+      };
       const failed: { partition: string; error: string }[] = [];
       let inFlight = 0;
       let wakers: (() => void)[] = [];
@@ -288,18 +300,21 @@ export function createWorkersExecutor(opts: WorkersExecutorOptions): WorkersExec
         changed();
       };
 
-      /** The first queued partition that did not fail on this node, unless every other node failed it too. */
-      const take = (node: NodeState): Pending | undefined => {
+      /**
+       * The first queued partition that did not fail on this node, unless every other node failed it too;
+       * else the next one of the source.
+       */
+      const take = async (node: NodeState): Promise<Pending | undefined> => {
         const others = healthy().filter((n) => n !== node);
         const i = queue.findIndex((p) => !p.failedOn.has(node.addr) || others.every((o) => p.failedOn.has(o.addr)));
-        return i < 0 ? undefined : queue.splice(i, 1)[0];
+        return i < 0 ? pull() : queue.splice(i, 1)[0];
       };
 
       const lane = async (node: NodeState): Promise<void> => {
         while (!node.stats.blacklisted) {
-          const item = take(node);
+          const item = await take(node);
           if (!item) {
-            if (queue.length === 0 && inFlight === 0) return;
+            if (queue.length === 0 && inFlight === 0 && sourceDone) return;
             await nextChange(pollMs);
             continue;
           }
@@ -352,6 +367,7 @@ export function createWorkersExecutor(opts: WorkersExecutorOptions): WorkersExec
       };
 
       await Promise.all(nodes.map((n) => lane(n)));
+      for (let p = await pull(); p; p = await pull()) queue.push(p);
       if (queue.length > 0) {
         const reasons = nodes.map((n) => `${n.addr}: ${n.stats.reason ?? 'dropped'}`).join('; ');
         for (const item of queue.splice(0)) {

@@ -3,7 +3,8 @@
  * the buckets: everything is passed through, except reads of keys made
  * unreadable (403 AccessDenied, as a missing permission gives) and, once asked
  * to, success-manifest writes, which are held unanswered: that node's partition
- * has written its files and is stuck right before committing them.
+ * has written its files and is stuck right before committing them. Listings of
+ * chosen prefixes can be made to fail (503 SlowDown, as S3 throttling answers).
  */
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,6 +23,13 @@ export interface S3Proxy {
   unreadable: Set<string>;
   /** While true, PUTs of `_success/` keys are held. */
   holdSuccess: boolean;
+  /**
+   * ListObjectsV2 of these prefixes answers 503 SlowDown this many more times (Infinity: always);
+   * `<prefix>#continued` fails only its pages after the first.
+   */
+  failLists: Map<string, number>;
+  /** Every ListObjectsV2 prefix answered with SlowDown, in order. */
+  failedLists: string[];
   /** Resolves with the first held write. */
   firstHeld(): Promise<HeldWrite>;
 }
@@ -35,6 +43,8 @@ export async function startS3Proxy(t: TestContext, target: string): Promise<S3Pr
     endpoint: '',
     unreadable: new Set(),
     holdSuccess: false,
+    failLists: new Map(),
+    failedLists: [],
     firstHeld: () => (held[0] ? Promise.resolve(held[0]) : new Promise((resolve) => (onHeld = resolve))),
   };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -44,6 +54,22 @@ export async function startS3Proxy(t: TestContext, target: string): Promise<S3Pr
       res.writeHead(403, { 'content-type': 'application/xml' });
       res.end(
         `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`,
+      );
+      return;
+    }
+    const query = new URL(req.url ?? '/', 'http://x').searchParams;
+    // `<prefix>#continued`: only the listing's later pages fail (a failure part way through a listing).
+    const prefixParam = query.get('prefix');
+    const listPrefix =
+      prefixParam !== null && query.has('continuation-token') ? `${prefixParam}#continued` : prefixParam;
+    const failures = listPrefix === null ? 0 : (proxy.failLists.get(listPrefix) ?? 0);
+    if (req.method === 'GET' && listPrefix !== null && failures > 0) {
+      proxy.failLists.set(listPrefix, failures - 1);
+      proxy.failedLists.push(listPrefix);
+      req.resume();
+      res.writeHead(503, { 'content-type': 'application/xml' });
+      res.end(
+        `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`,
       );
       return;
     }

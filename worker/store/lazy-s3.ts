@@ -5,7 +5,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
-import { prefixedKey, type ObjectStore, type StoredObject } from './objectstore.js';
+import { prefixedKey, type ObjectStore, type StoredObject, type StoredPrefix } from './objectstore.js';
 import type { S3Store } from './s3.js';
 
 let sharedClient: Promise<S3Client> | undefined;
@@ -43,6 +43,10 @@ export class LazyS3Store implements ObjectStore {
 
   async *list(prefix: string): AsyncIterable<StoredObject> {
     yield* (await this.loaded()).list(prefix);
+  }
+
+  async *listLevel(prefix: string): AsyncIterable<StoredObject | StoredPrefix> {
+    yield* (await this.loaded()).listLevel(prefix);
   }
 
   async read(key: string): Promise<Readable> {

@@ -9,7 +9,14 @@ import { link, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { assertValidKey, ObjectNotFoundError, type ObjectStore, type StoredObject } from './objectstore.js';
+import {
+  assertValidKey,
+  isStoredPrefix,
+  ObjectNotFoundError,
+  type ObjectStore,
+  type StoredObject,
+  type StoredPrefix,
+} from './objectstore.js';
 
 /** In-progress writes live next to their target under this name prefix; listings skip them. */
 export const TEMP_PREFIX = '.tmp-';
@@ -32,7 +39,15 @@ export class LocalStore implements ObjectStore {
     // Start at the deepest directory the prefix fully names; the rest of the
     // prefix (e.g. `2023031` of `runs/2023031`) filters entry names.
     const startKey = prefix.slice(0, prefix.lastIndexOf('/') + 1);
-    yield* this.walk(startKey, prefix);
+    for await (const entry of this.walk(startKey, prefix)) if (!isStoredPrefix(entry)) yield entry;
+  }
+
+  /** One directory: its files, and its sub-directories as prefixes, in S3's key order. */
+  async *listLevel(prefix: string): AsyncIterable<StoredObject | StoredPrefix> {
+    assertValidPrefix(prefix);
+    if (prefix !== '' && !prefix.endsWith('/'))
+      throw new Error(`listLevel prefix ${JSON.stringify(prefix)} must end in "/"`);
+    for await (const entry of this.walk(prefix, prefix, false)) yield entry;
   }
 
   async read(key: string): Promise<Readable> {
@@ -174,7 +189,7 @@ export class LocalStore implements ObjectStore {
    * order of full keys, the order S3 lists in: e.g. file `a-b` ('-' < '/') comes
    * before everything in directory `a`.
    */
-  private async *walk(dirKey: string, prefix: string): AsyncGenerator<StoredObject> {
+  private async *walk(dirKey: string, prefix: string, deep = true): AsyncGenerator<StoredObject | StoredPrefix> {
     const dirPath = dirKey === '' ? this.root : join(this.root, ...dirKey.slice(0, -1).split('/'));
     let dirents: Dirent[];
     try {
@@ -203,7 +218,9 @@ export class LocalStore implements ObjectStore {
     entries.sort((a, b) => Buffer.compare(a.sortKey, b.sortKey));
     for (const e of entries) {
       if (e.isDir) {
-        yield* this.walk(`${dirKey}${e.name}/`, prefix);
+        // Not deep (listLevel): the sub-directory is named, not entered.
+        if (deep) yield* this.walk(`${dirKey}${e.name}/`, prefix);
+        else yield { prefix: `${dirKey}${e.name}/` };
         continue;
       }
       const st = await stat(join(dirPath, e.name)).catch((err: unknown) => {

@@ -7,6 +7,15 @@ export interface StoredObject {
   lastModified: Date;
 }
 
+/** A sub-prefix found by a one-level listing (`ObjectStore.listLevel`), ending in '/'. */
+export interface StoredPrefix {
+  prefix: string;
+}
+
+export function isStoredPrefix(entry: StoredObject | StoredPrefix): entry is StoredPrefix {
+  return 'prefix' in entry;
+}
+
 /**
  * What the engine needs from a place that holds files: an S3 bucket/prefix or a
  * local directory. Keys use '/' separators and never start with '/'.
@@ -16,6 +25,12 @@ export interface ObjectStore {
   readonly url: string;
   /** Every object whose key starts with `prefix`, in key order, pages fetched lazily. */
   list(prefix: string): AsyncIterable<StoredObject>;
+  /**
+   * One level below `prefix` (which ends in '/'), in key order: the objects directly
+   * under it and its sub-prefixes (S3's `Delimiter: '/'`), so that the sub-prefixes
+   * can be listed in parallel. Optional: test stores may leave it out.
+   */
+  listLevel?(prefix: string): AsyncIterable<StoredObject | StoredPrefix>;
   /** Stream an object's bytes. Rejects with an error naming the key if it is missing. */
   read(key: string): Promise<Readable>;
   readBytes(key: string): Promise<Buffer>;

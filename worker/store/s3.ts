@@ -14,7 +14,13 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ObjectNotFoundError, prefixedKey, type ObjectStore, type StoredObject } from './objectstore.js';
+import {
+  ObjectNotFoundError,
+  prefixedKey,
+  type ObjectStore,
+  type StoredObject,
+  type StoredPrefix,
+} from './objectstore.js';
 
 /** Multipart part size: S3's minimum is 5 MiB; memory per upload is about (queueSize + 1) parts. */
 export const UPLOAD_PART_SIZE = 8 * 1024 * 1024;
@@ -99,6 +105,40 @@ export class S3Store implements ObjectStore {
         if (obj.Key === undefined) continue;
         yield { key: obj.Key.slice(strip), size: obj.Size ?? 0, lastModified: obj.LastModified ?? new Date(0) };
       }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  }
+
+  async *listLevel(prefix: string): AsyncIterable<StoredObject | StoredPrefix> {
+    if (prefix.startsWith('/')) throw new Error(`invalid list prefix ${JSON.stringify(prefix)}: must be relative`);
+    const fullPrefix = this.prefix === '' ? prefix : `${this.prefix}/${prefix}`;
+    const strip = this.prefix === '' ? 0 : this.prefix.length + 1;
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: fullPrefix,
+            Delimiter: '/',
+            ContinuationToken: token,
+          }),
+        );
+      } catch (err) {
+        throw s3Error('ListObjectsV2', `s3://${this.bucket}/${fullPrefix}`, err);
+      }
+      // A page holds objects and sub-prefixes in two sorted lists: merged back into key order.
+      const entries: (StoredObject | StoredPrefix)[] = [];
+      for (const obj of page.Contents ?? []) {
+        if (obj.Key === undefined) continue;
+        entries.push({ key: obj.Key.slice(strip), size: obj.Size ?? 0, lastModified: obj.LastModified ?? new Date(0) });
+      }
+      for (const p of page.CommonPrefixes ?? [])
+        if (p.Prefix !== undefined) entries.push({ prefix: p.Prefix.slice(strip) });
+      const nameOf = (e: StoredObject | StoredPrefix): string => ('key' in e ? e.key : e.prefix);
+      entries.sort((a, b) => (nameOf(a) < nameOf(b) ? -1 : nameOf(a) > nameOf(b) ? 1 : 0));
+      yield* entries;
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
   }

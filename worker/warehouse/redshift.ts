@@ -85,14 +85,18 @@ export class RedshiftWarehouse extends PostgresWarehouse {
       lockTableSql: redshiftLockTableSql,
       copyFiles: async (temp: string, columns: readonly string[], progress: CopyProgress): Promise<number> => {
         if (load.files.length === 0) return 0;
-        if (!load.manifestUrl) throw new Error('Redshift loads need the manifest URL naming the files');
-        progress.file = load.manifestUrl;
-        const sql = redshiftCopySql(temp, columns, load.manifestUrl, await this.copyAuth());
-        this.log?.(
-          this.redact(`${load.schema}.${load.table}: COPY ${load.files.length} file(s) from ${load.manifestUrl}`),
-        );
-        await query(sql);
-        const copied = Number((await query(REDSHIFT_LAST_COPY_COUNT_SQL)).rows[0]?.n ?? 0);
+        // A very large table's manifest comes in parts: one COPY each, all in this transaction.
+        const manifests = load.manifestUrls?.length ? load.manifestUrls : load.manifestUrl ? [load.manifestUrl] : [];
+        if (manifests.length === 0) throw new Error('Redshift loads need the manifest URL naming the files');
+        let copied = 0;
+        for (const manifestUrl of manifests) {
+          progress.file = manifestUrl;
+          const sql = redshiftCopySql(temp, columns, manifestUrl, await this.copyAuth());
+          const what = manifests.length === 1 ? `${load.files.length} file(s)` : `part of ${load.files.length} file(s)`;
+          this.log?.(this.redact(`${load.schema}.${load.table}: COPY ${what} from ${manifestUrl}`));
+          await query(sql);
+          copied += Number((await query(REDSHIFT_LAST_COPY_COUNT_SQL)).rows[0]?.n ?? 0);
+        }
         progress.file = undefined;
         return copied;
       },

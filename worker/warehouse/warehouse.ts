@@ -26,6 +26,11 @@ export interface TableLoad {
   files: { key: string; url: string }[];
   /** s3:// URL of a Redshift MANIFEST naming exactly `files` (Redshift only). */
   manifestUrl?: string;
+  /**
+   * A very large table's MANIFEST in parts (driver/commit.ts), together naming exactly
+   * `files`: one COPY each, in the same transaction. Without it, `manifestUrl` alone.
+   */
+  manifestUrls?: string[];
   /** Largest accepted fraction of rows lost from the window, e.g. 0.1. */
   maxShrink: number;
   allowShrink: boolean;

@@ -180,6 +180,11 @@ const cases: { name: string; args: string[]; env?: Record<string, string>; messa
     ],
     message: /--kinesis-concurrency must be a positive integer/,
   },
+  {
+    name: '--list-concurrency 0',
+    args: ['2023-11-05 10:00:00', '2023-11-05 11:00:00', 'login', '--list-concurrency', '0', ...base],
+    message: /--list-concurrency must be an integer from 1 to 256, got 0/,
+  },
 ];
 
 for (const c of cases) {

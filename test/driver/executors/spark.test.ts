@@ -11,7 +11,8 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { RunRecord, SuccessManifest } from '../../../driver/manifest.js';
+import type { SuccessManifest } from '../../../driver/manifest.js';
+import type { Partition } from '../../../driver/partition.js';
 import { repoRoot } from '../../helpers/fixtures.js';
 import {
   DEMO_CONFIG,
@@ -21,6 +22,7 @@ import {
   type CliResult,
   type ReplayWorld,
 } from '../../helpers/replay-env.js';
+import { plannedPartitions } from '../../helpers/run-record.js';
 import { startS3Proxy } from '../../helpers/s3proxy.js';
 import { startSparkCluster, type SparkCluster, type SparkWorker } from '../../helpers/spark.js';
 
@@ -70,8 +72,8 @@ async function clearTables(world: ReplayWorld): Promise<void> {
   for (const t of TABLES) await world.query(`DELETE FROM physical."${t}"`);
 }
 
-async function runRecord(world: ReplayWorld, runtag: string): Promise<RunRecord> {
-  return JSON.parse((await world.out.readBytes(`${runtag}/_run.json`)).toString()) as RunRecord;
+async function runRecord(world: ReplayWorld, runtag: string): Promise<{ partitions: Partition[] }> {
+  return { partitions: await plannedPartitions(world.out, runtag) };
 }
 
 async function successManifests(world: ReplayWorld, runtag: string): Promise<Map<string, SuccessManifest>> {

@@ -10,11 +10,11 @@ import { createLocalExecutor } from '../../../driver/executors/local.js';
 import type { Executor } from '../../../driver/executors/executor.js';
 import { createWorkersExecutor, type WorkersExecutor } from '../../../driver/executors/workers.js';
 import { createLogger } from '../../../driver/log.js';
-import type { RunRecord } from '../../../driver/manifest.js';
 import { createProgress } from '../../../driver/progress.js';
 import { runReplay, type ReplayOptions, type ReplayResult } from '../../../driver/replay.js';
 import { parseWindow } from '../../../driver/window.js';
 import { DEMO_CONFIG, startReplayWorld, tableSnapshot, type ReplayWorld } from '../../helpers/replay-env.js';
+import { plannedPartitions } from '../../helpers/run-record.js';
 import { killWorker, startWorker, startWorkers, type TestWorker } from '../../helpers/workers.js';
 
 const START = '2023-11-05 00:30:00';
@@ -109,10 +109,10 @@ async function clearTables(world: ReplayWorld): Promise<void> {
 
 /** Partitions the run planned, and the success manifests it left. */
 async function partitionsOf(world: ReplayWorld, runtag: string): Promise<{ planned: string[]; manifests: string[] }> {
-  const record = JSON.parse((await world.out.readBytes(`${runtag}/_run.json`)).toString()) as RunRecord;
+  const planned = await plannedPartitions(world.out, runtag);
   const manifests: string[] = [];
   for await (const o of world.out.list(`${runtag}/_success/`)) manifests.push(o.key.replace(/^.*\/|\.json$/g, ''));
-  return { planned: record.partitions.map((p) => p.id).sort(), manifests: manifests.sort() };
+  return { planned: planned.map((p) => p.id).sort(), manifests: manifests.sort() };
 }
 
 function assertDoneOnce(run: Run, planned: string[]): void {

@@ -146,3 +146,16 @@ test('keys that could escape the root or be mistaken for temp files are rejected
   await assert.rejects(collect(store.list('../')), /invalid list prefix/);
   await assert.rejects(collect(store.list('/x')), /invalid list prefix/);
 });
+
+test('listLevel: the files directly under a directory and its sub-directories as prefixes, in S3 key order', async (t) => {
+  const { store } = tempStore(t);
+  for (const key of ['20230601/a-b.log', '20230601/a/x.log', '20230601/b/c/y.log', '20230601/z.log', '20230602/q.log'])
+    await store.put(key, 'x');
+  const entries: string[] = [];
+  for await (const e of store.listLevel('20230601/')) entries.push('prefix' in e ? `dir ${e.prefix}` : `file ${e.key}`);
+  // '-' sorts before '/', as S3 compares full keys.
+  assert.deepEqual(entries, ['file 20230601/a-b.log', 'dir 20230601/a/', 'dir 20230601/b/', 'file 20230601/z.log']);
+  const none: unknown[] = [];
+  for await (const e of store.listLevel('20230609/')) none.push(e);
+  assert.deepEqual(none, []);
+});
