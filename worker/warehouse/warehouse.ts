@@ -122,7 +122,7 @@ export interface LoadSession {
 }
 
 /** The files of one table, as a load session copies them (a part of TableLoad). */
-export type CopySource = Pick<TableLoad, 'schema' | 'table' | 'files' | 'manifestUrl'>;
+export type CopySource = Pick<TableLoad, 'schema' | 'table' | 'files' | 'manifestUrl' | 'manifestUrls'>;
 
 /** What `Warehouse.withSessions` hands out: sessions on its one connection, and the warehouse's redaction. */
 export interface SessionSource {
