@@ -5,6 +5,7 @@
  * gives the shared transactions (replace-window.ts) for one load.
  */
 import type { Readable } from 'node:stream';
+import type { ReviewOptions, TableReview } from './review-sql.js';
 import type { ExpectedColumn } from './table-columns.js';
 
 export type WarehouseKind = 'postgres' | 'pglite' | 'redshift';
@@ -29,12 +30,19 @@ export interface TableLoad {
   /** Largest accepted fraction of rows lost from the window, e.g. 0.1. */
   maxShrink: number;
   allowShrink: boolean;
+  /** Compute the review (review-sql.ts) inside the transaction. */
+  review?: ReviewOptions;
+  /** Do everything up to the review, then roll back (status `previewed`). */
+  preview?: boolean;
 }
 
 export interface TableLoadResult {
   table: string;
-  /** `columns_refused`: the table's columns do not match the config's (table-columns.ts); nothing was done. */
-  status: 'loaded' | 'failed' | 'shrink_refused' | 'columns_refused';
+  /**
+   * `columns_refused`: the table's columns do not match the config's (table-columns.ts); nothing was done.
+   * `previewed`: would have loaded, rolled back (`preview`). `review_refused`: flagged by the review, rolled back.
+   */
+  status: 'loaded' | 'previewed' | 'failed' | 'shrink_refused' | 'columns_refused' | 'review_refused';
   /** Rows in the window before the load. */
   before: number;
   deleted: number;
@@ -43,6 +51,8 @@ export interface TableLoadResult {
   droppedOutsideWindow: number;
   error?: string;
   seconds: number;
+  /** When asked for (`TableLoad.review`) and the transaction got as far as the INSERT. */
+  review?: TableReview;
 }
 
 /** Opens the (gzip) bytes of one file named in `TableLoad.files`. */
