@@ -32,7 +32,8 @@ svg text { font-size: 10px; fill: #5a6275; }
 .legend span { display: inline-block; width: .8em; height: .8em; margin: 0 .3em 0 1em; vertical-align: middle; }
 table.columns { border-collapse: collapse; margin-top: .6em; }
 table.columns th, table.columns td { white-space: nowrap; padding: .15em .6em; border-bottom: 1px solid #eceef3; text-align: right; }
-table.columns th:first-child, table.columns td:first-child, table.columns td.type { text-align: left; }
+table.columns th:nth-child(-n+2), table.columns td:nth-child(-n+2) { text-align: left; }
+.columns-wrap { overflow-x: auto; }
 table.columns tr.flagged td { background: #fbe3e0; color: #a12a1e; font-weight: 600; }
 .error { color: #a12a1e; }
 `;
@@ -97,8 +98,8 @@ function columnTable(review: TableReview): string {
     );
   });
   return (
-    '<table class="columns"><thead><tr><th>column</th><th>type</th><th>NULL before</th><th>NULL after</th>' +
-    `<th>min .. max before</th><th>min .. max after</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+    '<div class="columns-wrap"><table class="columns"><thead><tr><th>column</th><th>type</th><th>NULL before</th><th>NULL after</th>' +
+    `<th>min .. max before</th><th>min .. max after</th></tr></thead><tbody>${rows.join('')}</tbody></table></div>`
   );
 }
 

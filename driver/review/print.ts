@@ -8,12 +8,13 @@ import { flaggedTables, type RunReview, type TableReviewEntry } from './record.j
 
 export type ReviewDetail = 'compact' | 'full';
 
-/** Text columns: the first `left` columns padded right, the others left (numbers). */
+/** Text columns: the first `left` columns and the last (the flag) padded right, the others (numbers) left. */
 function textTable(header: string[], rows: string[][], left: number): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const last = header.length - 1;
   const fmt = (r: string[]): string =>
     r
-      .map((c, i) => (i < left ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .map((c, i) => (i < left || i === last ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
       .join('  ')
       .trimEnd();
   return [fmt(header), fmt(widths.map((n) => '-'.repeat(n))), ...rows.map(fmt)];
@@ -45,7 +46,7 @@ function hourLines(review: TableReview, detail: ReviewDetail): string[] {
     String(h.after),
     hourFlagged(review, h) ? '! rows -> none' : '',
   ]);
-  return textTable(['hour (US Pacific)', 'before', 'after', ''], rows, 1);
+  return textTable(['hour (US Pacific)', 'before', 'after', 'flag'], rows, 1);
 }
 
 function columnLines(review: TableReview, detail: ReviewDetail): string[] {
@@ -68,7 +69,7 @@ function columnLines(review: TableReview, detail: ReviewDetail): string[] {
   });
   const header = ['column', 'type', 'NULL before', 'NULL after'];
   if (detail === 'full') header.push('min .. max before', 'min .. max after');
-  header.push('');
+  header.push('flag');
   return textTable(header, rows, 2);
 }
 

@@ -110,6 +110,7 @@ export class PostgresWarehouse implements Warehouse {
   protected session(client: pg.PoolClient, load: TableLoad, openFile: OpenFile): LoadSession {
     return {
       tempDroppedOnCommit: true,
+      jitSetting: true,
       query: (sql, params) => runQuery(client, sql, params),
       copyFiles: async (temp: string, columns: readonly string[], progress: CopyProgress): Promise<number> => {
         let copied = 0;

@@ -18,10 +18,13 @@ import {
 } from './sql.js';
 import {
   buildReview,
+  CURRENT_JIT_SQL,
   refusingFlags,
-  reviewAggregateSql,
+  reviewColumnsSql,
   reviewedColumns,
-  sumAggregate,
+  reviewHoursSql,
+  SET_JIT_SQL,
+  sideAggregate,
   type ReviewedColumn,
   type SideAggregate,
 } from './review-sql.js';
@@ -114,13 +117,15 @@ export async function replaceWindowInTransaction(
     const columnNames = load.columns.map((column) => column.name);
     let reviewed: ReviewedColumn[] | undefined;
     let reviewSeconds = 0;
-    /** The review's aggregate of the window's rows in `source` (review-sql.ts). */
+    /** The review's two queries over the window's rows in `source` (review-sql.ts). */
     const aggregate = async (source: string): Promise<SideAggregate> => {
       const started = Date.now();
-      const rows = (await session.query(reviewAggregateSql(source, reviewed!), window)).rows;
+      const hours = (await session.query(reviewHoursSql(source), window)).rows;
+      const columns = (await session.query(reviewColumnsSql(source, reviewed!), window)).rows[0];
       reviewSeconds += (Date.now() - started) / 1000;
-      return sumAggregate(rows, reviewed!);
+      return sideAggregate(hours, columns, reviewed!);
     };
+    let jitWas: string | undefined;
 
     step = 'BEGIN';
     await session.query('BEGIN');
@@ -138,13 +143,20 @@ export async function replaceWindowInTransaction(
       await session.query('ROLLBACK');
       return finish(recheck.exists ? 'columns_refused' : 'failed', recheck.problem);
     }
-    step = 'counting the window';
-    result.before = toCount((await session.query(countWindowSql(target), window)).rows[0]?.n);
     let reviewBefore: SideAggregate | undefined;
     if (load.review) {
       reviewed = reviewedColumns(columnNames, recheck.actual, session.catalogLowerCase === true);
+      if (session.jitSetting) {
+        jitWas = String((await session.query(CURRENT_JIT_SQL)).rows[0]?.v ?? 'on');
+        await session.query(SET_JIT_SQL, ['jit', 'off']);
+      }
+      // The review's count per hour stands in for the count of the window.
       step = 'reviewing the window before the load';
       reviewBefore = await aggregate(target);
+      result.before = reviewBefore.rows;
+    } else {
+      step = 'counting the window';
+      result.before = toCount((await session.query(countWindowSql(target), window)).rows[0]?.n);
     }
     step = 'deleting the window';
     result.deleted = (await session.query(deleteWindowSql(target), window)).rowCount;
@@ -156,6 +168,7 @@ export async function replaceWindowInTransaction(
     if (load.review) {
       step = 'reviewing the staged rows';
       reviewAfter = await aggregate(temp);
+      if (jitWas !== undefined) await session.query(SET_JIT_SQL, ['jit', jitWas]);
     }
     step = 'inserting the window';
     result.inserted = (await session.query(insertWindowSql(target, temp, columnNames), window)).rowCount;

@@ -1,11 +1,12 @@
 /**
  * The review of a window replace (what the replay changes in a table, before it
- * commits), computed by the warehouse inside the load's transaction: one
- * aggregate query over the window's rows before the DELETE, one over the staged
- * rows inside the window (the rows the INSERT moves). Each query is one scan,
- * grouped by Pacific wall-clock hour, with per column `count(col)` (NULLs =
- * rows - count) and, for numeric columns, min and max; Node only adds the hours
- * up and compares the two sides. No row is read into Node.
+ * commits), computed by the warehouse inside the load's transaction, over the
+ * window's rows before the DELETE and over the staged rows inside the window (the
+ * rows the INSERT moves). Two scans per side: rows per Pacific wall-clock hour
+ * (reading only `time`; before the DELETE it stands in for the load's count), and
+ * one ungrouped row with per column `count(col)` (NULLs = rows - count) and, for
+ * numeric columns, min and max. Node only compares the two sides; no row is read
+ * into Node.
  *
  * Hours: the `time` column holds Pacific wall-clock timestamps (zone-less, see
  * worker/transform/timefmt.ts `formatPacific`), so grouping by its hour is
@@ -103,15 +104,27 @@ export function reviewedColumns(
 }
 
 /**
- * One scan of `source` (a quoted table name) restricted to the window
- * (parameters: [start, end]), one result row per Pacific wall-clock hour:
- * `h` the hour, `n` its rows, `c<i>` non-NULL values of column i, `lo<i>`/`hi<i>`
- * min/max of numeric column i as text. PostgreSQL, PGlite and Redshift alike
- * (date_trunc, to_char, CAST AS VARCHAR).
+ * Rows of the window in `source` (a quoted table name; parameters: [start, end])
+ * per Pacific wall-clock hour: `h` the hour (`YYYY-MM-DD HH`), `n` its rows. Only
+ * the `time` column is read, so it costs little more than the load's count.
  */
-export function reviewAggregateSql(source: string, columns: readonly ReviewedColumn[]): string {
+export function reviewHoursSql(source: string): string {
   const hour = `date_trunc('hour', ${TIME})`;
-  const parts = [`to_char(${hour}, 'YYYY-MM-DD HH24') AS h`, 'count(*) AS n'];
+  return (
+    `SELECT to_char(${hour}, 'YYYY-MM-DD HH24') AS h, count(*) AS n FROM ${source} ` +
+    `WHERE ${TIME} BETWEEN $1 AND $2 GROUP BY ${hour}`
+  );
+}
+
+/**
+ * One row over the window in `source` (parameters: [start, end]): `n` rows,
+ * `c<i>` non-NULL values of column i, `lo<i>`/`hi<i>` min/max of numeric column i
+ * as text. Not grouped by hour: grouping costs about twice as much per row with
+ * this many aggregates (hash table entries instead of one running state).
+ * PostgreSQL, PGlite and Redshift alike (CAST AS VARCHAR).
+ */
+export function reviewColumnsSql(source: string, columns: readonly ReviewedColumn[]): string {
+  const parts = ['count(*) AS n'];
   columns.forEach((column, i) => {
     const name = quoteIdent(column.name);
     parts.push(`count(${name}) AS c${i}`);
@@ -119,10 +132,10 @@ export function reviewAggregateSql(source: string, columns: readonly ReviewedCol
       parts.push(`CAST(min(${name}) AS VARCHAR) AS lo${i}`, `CAST(max(${name}) AS VARCHAR) AS hi${i}`);
     }
   });
-  return `SELECT ${parts.join(', ')} FROM ${source} WHERE ${TIME} BETWEEN $1 AND $2 GROUP BY ${hour}`;
+  return `SELECT ${parts.join(', ')} FROM ${source} WHERE ${TIME} BETWEEN $1 AND $2`;
 }
 
-/** What one side's aggregate says, summed over its hours. */
+/** What one side's two queries say. */
 export interface SideAggregate {
   /** `YYYY-MM-DD HH` -> rows. */
   hours: Map<string, number>;
@@ -137,51 +150,35 @@ function count(value: unknown): number {
   return Number.isFinite(n) ? n : 0;
 }
 
-/** Numeric order of two values printed by the warehouse: exact for integers (bigint beyond 2^53), else as doubles. */
-export function compareNumericText(a: string, b: string): number {
-  const integer = /^-?\d+$/;
-  if (integer.test(a) && integer.test(b)) {
-    const x = BigInt(a);
-    const y = BigInt(b);
-    return x < y ? -1 : x > y ? 1 : 0;
-  }
-  return Number(a) - Number(b);
+function text(value: unknown): string | null {
+  return value === null || value === undefined ? null : String(value);
 }
 
-/** Sums the per-hour rows of one aggregate query. */
-export function sumAggregate(
-  rows: readonly Record<string, unknown>[],
+/** One side from its hours rows (reviewHoursSql) and its column row (reviewColumnsSql). */
+export function sideAggregate(
+  hourRows: readonly Record<string, unknown>[],
+  columnRow: Record<string, unknown> | undefined,
   columns: readonly ReviewedColumn[],
 ): SideAggregate {
-  const side: SideAggregate = {
-    hours: new Map(),
-    rows: 0,
-    nonNull: columns.map(() => 0),
-    min: columns.map(() => null),
-    max: columns.map(() => null),
+  const hours = new Map<string, number>();
+  for (const row of hourRows) hours.set(String(row.h), (hours.get(String(row.h)) ?? 0) + count(row.n));
+  const row = columnRow ?? {};
+  return {
+    hours,
+    rows: count(row.n),
+    nonNull: columns.map((_, i) => count(row[`c${i}`])),
+    min: columns.map((c, i) => (c.numeric ? text(row[`lo${i}`]) : null)),
+    max: columns.map((c, i) => (c.numeric ? text(row[`hi${i}`]) : null)),
   };
-  for (const row of rows) {
-    const n = count(row.n);
-    const hour = String(row.h);
-    side.hours.set(hour, (side.hours.get(hour) ?? 0) + n);
-    side.rows += n;
-    columns.forEach((column, i) => {
-      side.nonNull[i]! += count(row[`c${i}`]);
-      if (!column.numeric) return;
-      const lo = row[`lo${i}`];
-      const hi = row[`hi${i}`];
-      if (lo !== null && lo !== undefined) {
-        const text = String(lo);
-        if (side.min[i] === null || compareNumericText(text, side.min[i]!) < 0) side.min[i] = text;
-      }
-      if (hi !== null && hi !== undefined) {
-        const text = String(hi);
-        if (side.max[i] === null || compareNumericText(text, side.max[i]!) > 0) side.max[i] = text;
-      }
-    });
-  }
-  return side;
 }
+
+/**
+ * PostgreSQL's JIT compiles the column query's ~100 aggregates on every run, which
+ * costs more than it saves on a window of a million rows; the review turns it off
+ * for its queries (transaction-local) where the server has the setting.
+ */
+export const CURRENT_JIT_SQL = "SELECT current_setting('jit') AS v";
+export const SET_JIT_SQL = 'SELECT set_config($1, $2, true)';
 
 /** Pacific offset (ms east of UTC) at an instant. */
 function offsetMs(instantMs: number): number {

@@ -280,22 +280,26 @@ test('Redshift --preview on a PostgreSQL server: the statements of a load with i
       previewed.review?.flags.map((f) => f.message),
       ['column s: NULL share 0.0% -> 100.0% (up by more than 20.0 points)'],
     );
-    const aggregate = (source: string): string =>
-      `SELECT to_char(date_trunc('hour', "time"), 'YYYY-MM-DD HH24') AS h, count(*) AS n, count("time") AS c0, ` +
-      `count("n") AS c1, CAST(min("n") AS VARCHAR) AS lo1, CAST(max("n") AS VARCHAR) AS hi1, count("s") AS c2 ` +
-      `FROM ${source} WHERE "time" BETWEEN $1 AND $2 GROUP BY date_trunc('hour', "time")`;
+    // Two scans per side: rows per hour (before the DELETE: instead of the count), then the columns.
+    const hours = (source: string): string =>
+      `SELECT to_char(date_trunc('hour', "time"), 'YYYY-MM-DD HH24') AS h, count(*) AS n FROM ${source} ` +
+      `WHERE "time" BETWEEN $1 AND $2 GROUP BY date_trunc('hour', "time")`;
+    const columns = (source: string): string =>
+      `SELECT count(*) AS n, count("time") AS c0, count("n") AS c1, CAST(min("n") AS VARCHAR) AS lo1, ` +
+      `CAST(max("n") AS VARCHAR) AS hi1, count("s") AS c2 FROM ${source} WHERE "time" BETWEEN $1 AND $2`;
     const target = '"physical"."ev"';
     const common = [
       TABLE_COLUMNS_SQL,
       'BEGIN',
       `LOCK ${target}`,
       TABLE_COLUMNS_SQL,
-      countWindowSql(target),
-      aggregate(target),
+      hours(target),
+      columns(target),
       deleteWindowSql(target),
       createTempSql('"tmp"', target, false),
       '(COPY FROM the manifest)',
-      aggregate('"tmp"'),
+      hours('"tmp"'),
+      columns('"tmp"'),
       insertWindowSql(target, '"tmp"', ['time', 'n', 's']),
     ];
     const previewStatements = statements.splice(0);

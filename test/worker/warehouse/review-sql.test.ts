@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openWarehouse } from '../../../worker/warehouse/open.js';
-import { compareNumericText, windowHours, type TableReview } from '../../../worker/warehouse/review-sql.js';
+import { windowHours, type TableReview } from '../../../worker/warehouse/review-sql.js';
 import type { Warehouse } from '../../../worker/warehouse/warehouse.js';
 import { startPostgres } from '../../helpers/postgres.js';
 import { contentsQuery, CREATE_TEST_TABLES, EXPECTED, files, GOOD, gzipRows, load } from '../../helpers/tsv-files.js';
@@ -33,13 +33,6 @@ test('the Pacific hours of a window: the spring-forward gap is not listed, the f
     ],
   );
   assert.equal(windowHours({ start: '2023-06-01 00:00:00', end: '2023-06-01 23:59:59' }).length, 24);
-});
-
-test('numeric text compares exactly beyond 2^53 and as numbers otherwise', () => {
-  assert.ok(compareNumericText('9007199254740993', '9007199254740992') > 0);
-  assert.ok(compareNumericText('-10', '9') < 0);
-  assert.ok(compareNumericText('2.5', '10') < 0);
-  assert.equal(compareNumericText('7', '7'), 0);
 });
 
 /** What the GOOD files do to the CREATE_TEST_TABLES window, as the review must say it. */
