@@ -250,6 +250,12 @@ async function main(): Promise<void> {
                   array: true,
                   describe:
                     'directory or s3://bucket[/prefix] tasks may write output to (repeatable; default: S3 only)',
+                })
+                .option('allow-user-id-url', {
+                  type: 'string',
+                  array: true,
+                  describe:
+                    "http(s) URL prefix a task's user-id lookup (--user-id-url of the run) may name (repeatable; default: none)",
                 }),
             async (argv) => {
               const port = Number(argv.port);
@@ -269,6 +275,7 @@ async function main(): Promise<void> {
                 drainMs: argv['drain-seconds'] * 1000,
                 allowEdge: argv['allow-edge'] as string[] | undefined,
                 allowOutput: argv['allow-output'] as string[] | undefined,
+                allowUserIdUrl: argv['allow-user-id-url'] as string[] | undefined,
               });
             },
           )
