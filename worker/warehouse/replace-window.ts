@@ -146,12 +146,12 @@ export async function replaceWindowInTransaction(
     let reviewBefore: SideAggregate | undefined;
     if (load.review) {
       reviewed = reviewedColumns(columnNames, recheck.actual, session.catalogLowerCase === true);
+      step = 'reviewing the window before the load';
       if (session.jitSetting) {
         jitWas = String((await session.query(CURRENT_JIT_SQL)).rows[0]?.v ?? 'on');
         await session.query(SET_JIT_SQL, ['jit', 'off']);
       }
       // The review's count per hour stands in for the count of the window.
-      step = 'reviewing the window before the load';
       reviewBefore = await aggregate(target);
       result.before = reviewBefore.rows;
     } else {

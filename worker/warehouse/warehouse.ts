@@ -115,7 +115,7 @@ export interface LoadSession {
   readonly catalogLowerCase?: boolean;
   /** The statement locking the target table against other loads (default: PostgreSQL's `lockTableSql`). */
   lockTableSql?(target: string): string;
-  /** The server has PostgreSQL's `jit` setting (PostgreSQL, PGlite): the review turns it off for its queries. */
+  /** The server has PostgreSQL's `jit` setting (PostgreSQL; PGlite has no JIT): the review turns it off for its queries. */
   readonly jitSetting?: boolean;
   /** Extra words about a failed COPY, looked up after ROLLBACK (Redshift: stl_load_errors). */
   explainCopyFailure?(): Promise<string | undefined>;
