@@ -40,6 +40,9 @@ import { expectedColumns } from '../worker/warehouse/table-columns.js';
 import { type TableLoadResult } from '../worker/warehouse/warehouse.js';
 import { openWarehouse } from '../worker/warehouse/open.js';
 import { datePrefixes, type ReplayWindow } from './window.js';
+import { reviewPage } from './review/html.js';
+import { formatReview, type ReviewDetail } from './review/print.js';
+import { flaggedTables, reviewHtmlKey, reviewJsonKey, runReview, writeRunReview } from './review/record.js';
 import { kinesisWhere } from '../worker/output/kinesis-limits.js';
 
 export interface ReplayOptions {
@@ -73,7 +76,19 @@ export interface ReplayOptions {
   acceptDamagedInput?: boolean;
   /** Publish each table's committed rows to Kinesis streams (after its load, or after the transform with skipLoad). */
   kinesis?: KinesisPublishOptions;
+  /** Load and review every table, then roll every one back (the output stays for `--skip-transform`). */
+  preview?: boolean;
+  /** Flag a column whose NULL share rises by more than this (default 0.2). */
+  nullRise?: number;
+  /** Roll back a table the review flags, like a shrink-guard refusal. */
+  failOnReview?: boolean;
+  /** Printed review: flagged hours and columns only (default), or everything. */
+  reviewDetail?: ReviewDetail;
 }
+
+/** Exit code of a `--preview --fail-on-review` run that flagged a table (0: nothing flagged, 1: a failure). */
+export const PREVIEW_FLAGGED_EXIT = 3;
+export const DEFAULT_NULL_RISE = 0.2;
 
 export interface ReplayResult {
   exitCode: number;
@@ -405,7 +420,9 @@ async function replayHoldingLock(
       const p = (publisher = await KinesisPublisher.open(opts.kinesis));
       deps.progress.startPublish(() => p.published);
     }
-    if (opts.createTables) await createMissingTables(warehouse, schemas, tables, opts.schema, log.info);
+    // A preview changes nothing, not even by creating tables: a missing table fails its load and says so.
+    if (opts.createTables && !opts.preview)
+      await createMissingTables(warehouse, schemas, tables, opts.schema, log.info);
     deps.progress.startLoad(tables);
     await forEachLimited(tables, opts.poolsize, async (table) => {
       deps.progress.tableState(table, 'loading');
@@ -424,12 +441,15 @@ async function replayHoldingLock(
           manifestUrls: manifestKeys.map((k) => output.urlOf(k)),
           maxShrink: opts.maxShrink,
           allowShrink: opts.allowShrink,
+          review: { nullRise: opts.nullRise ?? DEFAULT_NULL_RISE, failOnReview: opts.failOnReview === true },
+          preview: opts.preview === true,
         },
         (key) => output.read(key),
       );
       loads.push(result);
       deps.progress.tableState(table, result.status);
-      if (result.status !== 'loaded') log.error(`${table}: ${result.status}: ${result.error ?? ''}`);
+      if (result.status !== 'loaded' && result.status !== 'previewed')
+        log.error(`${table}: ${result.status}: ${result.error ?? ''}`);
       // Only a committed load is published: consumers never see rows that were rolled back.
       else if (publisher) {
         publishing.push(
@@ -446,11 +466,53 @@ async function replayHoldingLock(
   loads.sort((a, b) => a.table.localeCompare(b.table));
   deps.progress.stop(); // the live block ends before the report is printed below it
   for (const l of formatLoadReport(loads)) say(l);
+  const review = runReview(
+    {
+      runtag: opts.runtag,
+      window: { start: w.start, end: w.end },
+      preview: opts.preview === true,
+      nullRise: opts.nullRise ?? DEFAULT_NULL_RISE,
+      maxShrink: opts.maxShrink,
+      allowShrink: opts.allowShrink,
+      failOnReview: opts.failOnReview === true,
+    },
+    loads,
+  );
+  for (const l of formatReview(review, opts.reviewDetail ?? 'compact')) say(l);
   for (const l of formatDamagedInputs(damagedInputs)) say(l);
-  const bad = loads.filter((l) => l.status !== 'loaded');
-  if (bad.length) say(`${bad.length} of ${loads.length} table(s) not loaded; they were left as they were`);
+  const bad = loads.filter((l) => l.status !== 'loaded' && l.status !== 'previewed');
+  if (opts.preview) {
+    say(
+      `preview: every table was rolled back, the warehouse is as it was; to load this run: ` +
+        `--skip-transform --runtag ${opts.runtag}`,
+    );
+  } else if (bad.length) say(`${bad.length} of ${loads.length} table(s) not loaded; they were left as they were`);
   const publishFailed = published ? reportPublishing(published, opts.runtag, say, log) : false;
-  return { ...result(bad.length || publishFailed ? 1 : 0, loads), published };
+  try {
+    await writeRunReview(output, review, reviewPage(review));
+    say(`review: ${output.urlOf(reviewHtmlKey(opts.runtag))} (data: ${output.urlOf(reviewJsonKey(opts.runtag))})`);
+  } catch (err) {
+    // The loads are done (or rolled back) either way; a review that cannot be stored is reported, not fatal.
+    log.error(`cannot store the review under ${output.url}/${opts.runtag}/: ${(err as Error).message}`);
+  }
+  return {
+    ...result(replayExitCode(opts, bad, flaggedTables(review).length > 0) || (publishFailed ? 1 : 0), loads),
+    published,
+  };
+}
+
+/**
+ * 1 when a table was not loaded (failed, refused); a `--preview --fail-on-review`
+ * run says with 3 that the review flagged something (its tables are refused for
+ * that, not broken), unless a table also failed.
+ */
+function replayExitCode(opts: ReplayOptions, bad: readonly TableLoadResult[], flagged: boolean): number {
+  if (opts.preview && opts.failOnReview) {
+    const broken = bad.filter((l) => l.status !== 'review_refused' && !(l.status === 'shrink_refused' && l.review));
+    if (broken.length > 0) return 1;
+    return flagged ? PREVIEW_FLAGGED_EXIT : 0;
+  }
+  return bad.length > 0 ? 1 : 0;
 }
 
 /**
@@ -490,6 +552,7 @@ function printPlan(
   else say('  transform: skipped (--skip-transform), loading the earlier output');
   if (opts.kinesis) say(`  kinesis: ${describeKinesis(opts.kinesis)}`);
   if (opts.skipLoad) say('  load: skipped (--skip-ace-upload)');
+  else if (opts.preview) say('  preview: every table is loaded, reviewed and rolled back (--preview)');
   else
     say(
       `  load: ${opts.rsurl ? redactUrl(opts.rsurl) : '?'} schema ${opts.schema}, ${opts.poolsize} table(s) at a time, ` +

@@ -14,6 +14,11 @@
  * $TMPDIR/spade-bench-replay-corpus-<N>mb) and reused. Other flags:
  * `--skip-transform-only` (no transform-alone run), `--keep` (keep the scratch
  * dir: replay log, /usr/bin/time output, TSV copies).
+ *
+ * The review's cost (scripts/bench/review-cost.ts): after the replay, a
+ * 50-column table with `--review-rows` (default 1000000) rows in the window is
+ * loaded `--review-repeats` (default 2) times with the review and as often
+ * without; `--review-only` measures just that (no corpus, no replay).
  */
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
@@ -42,6 +47,8 @@ import { ensureCorpus, listCorpusFiles, type Corpus } from './bench/corpus.js';
 import { rssProfile, runMeasured, type Measured } from './bench/measure.js';
 import { psqlCopyFiles, type PsqlResult, type TsvFile } from './bench/psql-baseline.js';
 import { pacific, parsePhases, rate, sumEvents, tail } from './bench/replay-run.js';
+import { measureReviewCost, reviewCostLines, type ReviewCost } from './bench/review-cost.js';
+import type { RunReview } from '../driver/review/record.js';
 
 const MB = 1e6;
 const RUNTAG = 'bench';
@@ -133,8 +140,37 @@ async function readRunOutput(out: S3Store): Promise<{
 
 const f1 = (n: number): string => n.toFixed(1);
 
+/** `--review-only`: the review's cost alone, in a throwaway PostgreSQL cluster. */
+async function reviewOnly(rows: number, repeats: number): Promise<void> {
+  const scratch = mkdtempSync(join(tmpdir(), 'spade-bench-review-'));
+  cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
+  try {
+    const loadAtStart = loadavg()[0]!.toFixed(1);
+    const pg = await startCluster();
+    cleanups.push(() => pg.stop());
+    const db = await pg.createDatabase(DB_NAME);
+    const cost = await measureReviewCost({ pg, db, dir: join(scratch, 'wide'), rows, repeats, say });
+    say('');
+    say(`### bench:replay --review-only, ${new Date().toISOString().slice(0, 10)}`);
+    say('');
+    say('```');
+    say(`command: npm run bench:replay -- ${process.argv.slice(2).join(' ')}`);
+    say(
+      `machine: ${availableParallelism()} CPUs (${cpus()[0]?.model.trim() ?? '?'}), load average at start / end: ` +
+        `${loadAtStart} / ${loadavg()[0]!.toFixed(1)}`,
+    );
+    for (const l of reviewCostLines(cost)) say(l);
+    say('```');
+  } finally {
+    await cleanup();
+  }
+}
+
 async function main(): Promise<void> {
   if (process.argv.includes('--child')) return transformChild();
+  const reviewRows = positiveNumber('review-rows', 1_000_000);
+  const reviewRepeats = positiveNumber('review-repeats', 2);
+  if (process.argv.includes('--review-only')) return reviewOnly(reviewRows, reviewRepeats);
   // The SDK's notice about future Node versions is noise in a benchmark's output.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const mb = positiveNumber('mb', 1024);
@@ -301,7 +337,20 @@ async function main(): Promise<void> {
       psqlRuns.push({ mode, result, rowsInTables: await countRows(pg, db, BASELINE_SCHEMA, tables) });
     }
 
-    // ---- 6. report ----
+    // ---- 6. the review: its share in this replay's loads, then on a 50-column, 1M-row table ----
+    const stored = JSON.parse((await out.readBytes(`${RUNTAG}/_review.json`)).toString('utf8')) as RunReview;
+    const reviewSecs = stored.tables.reduce((s, t) => s + (t.review?.seconds ?? 0), 0);
+    const tableLoadSecs = stored.tables.reduce((s, t) => s + t.loadSeconds, 0);
+    const reviewCost: ReviewCost = await measureReviewCost({
+      pg,
+      db,
+      dir: join(scratch, 'wide'),
+      rows: reviewRows,
+      repeats: reviewRepeats,
+      say,
+    });
+
+    // ---- 7. report ----
     const tsvBytes = output.files.reduce((s, f) => s + f.tsvBytes, 0);
     const tsvGzBytes = output.files.reduce((s, f) => s + f.bytes, 0);
     const fileRows = output.files.reduce((s, f) => s + f.rows, 0);
@@ -359,6 +408,9 @@ async function main(): Promise<void> {
       `  (psql: local files, FROM PROGRAM 'gzip -dc', ${poolsize} tables at a time; per-file runs a table's files in sequence)`,
       `  load phase / psql per-file: ${(loadTsv / psqlTsv).toFixed(2)} (target >= 0.7); ` +
         `/ psql per-table: ${(loadTsv / (tsvBytes / MB / psqlRuns[1]!.result.secs)).toFixed(2)}`,
+      `review in this replay: ${f1(reviewSecs)} s of the tables' ${f1(tableLoadSecs)} s of load transactions ` +
+        `(${((reviewSecs / tableLoadSecs) * 100).toFixed(1)}%, summed over tables)`,
+      ...reviewCostLines(reviewCost),
       `memory: peak RSS ${(replay.maxRssKb / 1024).toFixed(0)} MB at ${f1(corpus.bytes / MB)} MB input; flat in input size means the same at another --mb`,
       ...(checks.length
         ? [`CHECK FAILED: ${checks.join('; ')}`]

@@ -13,7 +13,7 @@ import { createWorkersExecutor, type WorkersExecutor } from '../executors/worker
 import { releaseRuntagLocks } from '../lock/runtag-lock.js';
 import { createLogger, type Logger, type LogLevel } from '../log.js';
 import { createProgress } from '../progress.js';
-import { runReplay, type ReplayOptions } from '../replay.js';
+import { DEFAULT_NULL_RISE, runReplay, type ReplayOptions } from '../replay.js';
 import { parseWindow, WindowError } from '../window.js';
 import { redactText } from '../../worker/redact.js';
 import { defaultPgliteUrl } from '../../worker/warehouse/open.js';
@@ -144,7 +144,27 @@ export function replayOptions<T>(y: Argv<T>) {
     })
     .option('create-tables', { type: 'boolean', default: true, describe: 'create missing tables (PostgreSQL, PGlite)' })
     .option('iam-role', { type: 'string', describe: 'Redshift COPY IAM role ARN (env REDSHIFT_IAM_ROLE)' })
-    .option('plan', { type: 'boolean', default: false, describe: 'print what would run, change nothing' });
+    .option('plan', { type: 'boolean', default: false, describe: 'print what would run, change nothing' })
+    .option('preview', {
+      type: 'boolean',
+      default: false,
+      describe: 'transform, load and review every table, then roll every one back (then: --skip-transform --runtag)',
+    })
+    .option('review', {
+      choices: ['compact', 'full'] as const,
+      default: 'compact' as const,
+      describe: 'printed review: flagged hours and columns only, or all of them',
+    })
+    .option('null-rise', {
+      type: 'number',
+      default: DEFAULT_NULL_RISE,
+      describe: 'flag a column whose NULL share rises by more than this (0.2 = 20 points)',
+    })
+    .option('fail-on-review', {
+      type: 'boolean',
+      default: false,
+      describe: 'roll back a table the review flags and exit non-zero (with --preview: exit 3)',
+    });
 }
 
 export type ReplayArgv = Awaited<ReturnType<ReturnType<typeof replayOptions>['parseAsync']>> & {
@@ -157,7 +177,7 @@ export type ReplayArgv = Awaited<ReturnType<ReturnType<typeof replayOptions>['pa
 };
 
 /** A bare bucket name in the original's env vars means an S3 bucket. */
-function locationFromEnv(value: string | undefined): string | undefined {
+export function locationFromEnv(value: string | undefined): string | undefined {
   if (!value) return undefined;
   if (value.includes('://') || value.startsWith('/') || value.startsWith('.')) return value;
   return `s3://${value}`;
@@ -219,6 +239,10 @@ export function toReplayOptions(argv: ReplayArgv, env: NodeJS.ProcessEnv = proce
     throw new UsageError(`--list-concurrency must be an integer from 1 to 256, got ${argv['list-concurrency']}`);
   if (!(argv['max-shrink'] >= 0 && argv['max-shrink'] <= 1))
     throw new UsageError(`--max-shrink must be between 0 and 1, got ${argv['max-shrink']}`);
+  if (!(argv['null-rise'] >= 0 && argv['null-rise'] <= 1))
+    throw new UsageError(`--null-rise must be between 0 and 1, got ${argv['null-rise']}`);
+  if (argv.preview && argv['skip-ace-upload'])
+    throw new UsageError('--preview with --skip-ace-upload: nothing is loaded, so there is nothing to preview');
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,126}$/.test(argv.schema))
     throw new UsageError(`--schema must be a plain identifier, got '${argv.schema}'`);
   const edgeFlag = argv.edge ?? locationFromEnv(env.EDGE_BUCKET);
@@ -261,6 +285,10 @@ export function toReplayOptions(argv: ReplayArgv, env: NodeJS.ProcessEnv = proce
     iamRole: argv['iam-role'] ?? env.REDSHIFT_IAM_ROLE,
     acceptDamagedInput: argv['accept-damaged-input'],
     kinesis: toKinesisOptions(argv, argv['all-tables'] ? undefined : tables),
+    preview: argv.preview,
+    nullRise: argv['null-rise'],
+    failOnReview: argv['fail-on-review'],
+    reviewDetail: argv.review,
   };
 }
 

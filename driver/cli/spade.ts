@@ -7,7 +7,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { reportFatal, UsageError } from './errors.js';
 import { kinesisOptions, toKinesisOptions } from './kinesis-flags.js';
-import { replayCommand, replayOptions } from './replay.js';
+import { locationFromEnv, replayCommand, replayOptions } from './replay.js';
 
 function positiveInt(name: string, value: unknown): number {
   const n = Number(value);
@@ -175,6 +175,29 @@ async function main(): Promise<void> {
       async (argv) => {
         const { defaultThreads } = await import('../../worker/pool/pool.js');
         process.exitCode = await replayCommand({ ...argv, userIdMapping: userIdMapping(argv) }, defaultThreads());
+      },
+    )
+    .command(
+      'review',
+      "print a replay run's review again, from its stored <runtag>/_review.json",
+      (y) =>
+        y
+          .option('runtag', { type: 'string', demandOption: true, describe: 'the run to review' })
+          .option('output', {
+            type: 'string',
+            describe: "the replay's output: s3://bucket[/prefix] or a directory (env COMPACTER_BUCKET)",
+          })
+          .option('review', {
+            choices: ['compact', 'full'] as const,
+            default: 'compact' as const,
+            describe: 'flagged hours and columns only, or all of them',
+          }),
+      async (argv) => {
+        const output = argv.output ?? locationFromEnv(process.env.COMPACTER_BUCKET);
+        if (!output) throw new UsageError('--output (or env COMPACTER_BUCKET) is required');
+        const { reviewCommand } = await import('./review.js');
+        const lines = await reviewCommand({ runtag: argv.runtag, output, detail: argv.review });
+        process.stdout.write(lines.join('\n') + '\n');
       },
     )
     .command(
@@ -429,7 +452,7 @@ async function main(): Promise<void> {
         });
       },
     )
-    .demandCommand(1, 'name a command: transform, parse, parse-server, ddl, replay, process, worker')
+    .demandCommand(1, 'name a command: transform, parse, parse-server, ddl, replay, review, process, worker')
     .strict()
     .help()
     .version(false)

@@ -137,6 +137,7 @@ export class PostgresWarehouse implements Warehouse {
   protected session(client: pg.PoolClient, load: CopySource, openFile: OpenFile): LoadSession {
     return {
       tempDroppedOnCommit: true,
+      jitSetting: true,
       query: (sql, params) => runQuery(client, sql, params),
       copyFiles: async (temp: string, columns: readonly string[], progress: CopyProgress): Promise<number> => {
         let copied = 0;

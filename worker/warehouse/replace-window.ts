@@ -16,6 +16,18 @@ import {
   tempTableName,
   validateWindow,
 } from './sql.js';
+import {
+  buildReview,
+  CURRENT_JIT_SQL,
+  refusingFlags,
+  reviewColumnsSql,
+  reviewedColumns,
+  reviewHoursSql,
+  SET_JIT_SQL,
+  sideAggregate,
+  type ReviewedColumn,
+  type SideAggregate,
+} from './review-sql.js';
 import { checkTableColumns } from './table-columns.js';
 import type { CopyProgress, LoadContext, LoadSession, TableLoad, TableLoadResult } from './warehouse.js';
 
@@ -47,6 +59,8 @@ function toCount(value: unknown): number {
  * BEGIN; lock the table; count the window; DELETE it; stage the files in a temp table; INSERT the
  * staged rows inside the window; refuse a shrink beyond `maxShrink` unless allowed;
  * COMMIT. Any error rolls back, so the table is either replaced or untouched.
+ * With `load.review` the window is aggregated before the DELETE and the staged rows
+ * before the INSERT (review-sql.ts); `--fail-on-review` and `preview` roll back after it.
  */
 export async function replaceWindowInTransaction(
   session: LoadSession,
@@ -63,8 +77,8 @@ export async function replaceWindowInTransaction(
     const counts = `before ${result.before}, deleted ${result.deleted}, inserted ${result.inserted}, dropped outside window ${result.droppedOutsideWindow}`;
     ctx.log?.(
       ctx.redact(
-        status === 'loaded'
-          ? `${name}: loaded ${load.files.length} file(s): ${counts} (${result.seconds.toFixed(1)} s)`
+        status === 'loaded' || status === 'previewed'
+          ? `${name}: ${status === 'loaded' ? 'loaded' : 'previewed (rolled back)'} ${load.files.length} file(s): ${counts} (${result.seconds.toFixed(1)} s)`
           : `${status === 'failed' ? 'load failed' : 'load refused'}: ${result.error ?? ''}`,
       ),
     );
@@ -101,6 +115,17 @@ export async function replaceWindowInTransaction(
     }
     if (check.problem !== undefined) return finish('columns_refused', check.problem);
     const columnNames = load.columns.map((column) => column.name);
+    let reviewed: ReviewedColumn[] | undefined;
+    let reviewSeconds = 0;
+    /** The review's two queries over the window's rows in `source` (review-sql.ts). */
+    const aggregate = async (source: string): Promise<SideAggregate> => {
+      const started = Date.now();
+      const hours = (await session.query(reviewHoursSql(source), window)).rows;
+      const columns = (await session.query(reviewColumnsSql(source, reviewed!), window)).rows[0];
+      reviewSeconds += (Date.now() - started) / 1000;
+      return sideAggregate(hours, columns, reviewed!);
+    };
+    let jitWas: string | undefined;
 
     step = 'BEGIN';
     await session.query('BEGIN');
@@ -118,17 +143,49 @@ export async function replaceWindowInTransaction(
       await session.query('ROLLBACK');
       return finish(recheck.exists ? 'columns_refused' : 'failed', recheck.problem);
     }
-    step = 'counting the window';
-    result.before = toCount((await session.query(countWindowSql(target), window)).rows[0]?.n);
+    let reviewBefore: SideAggregate | undefined;
+    if (load.review) {
+      reviewed = reviewedColumns(columnNames, recheck.actual, session.catalogLowerCase === true);
+      step = 'reviewing the window before the load';
+      if (session.jitSetting) {
+        jitWas = String((await session.query(CURRENT_JIT_SQL)).rows[0]?.v ?? 'on');
+        await session.query(SET_JIT_SQL, ['jit', 'off']);
+      }
+      // The review's count per hour stands in for the count of the window.
+      reviewBefore = await aggregate(target);
+      result.before = reviewBefore.rows;
+    } else {
+      step = 'counting the window';
+      result.before = toCount((await session.query(countWindowSql(target), window)).rows[0]?.n);
+    }
     step = 'deleting the window';
     result.deleted = (await session.query(deleteWindowSql(target), window)).rowCount;
     step = 'creating the staging table';
     await session.query(createTempSql(temp, target, session.tempDroppedOnCommit));
     step = 'copying';
     const copied = await session.copyFiles(temp, columnNames, progress);
+    let reviewAfter: SideAggregate | undefined;
+    if (load.review) {
+      step = 'reviewing the staged rows';
+      reviewAfter = await aggregate(temp);
+      if (jitWas !== undefined) await session.query(SET_JIT_SQL, ['jit', jitWas]);
+    }
     step = 'inserting the window';
     result.inserted = (await session.query(insertWindowSql(target, temp, columnNames), window)).rowCount;
     result.droppedOutsideWindow = copied - result.inserted;
+    if (load.review && reviewBefore && reviewAfter) {
+      result.review = buildReview({
+        schema: load.schema,
+        table: load.table,
+        window: load.window,
+        columns: reviewed!,
+        before: reviewBefore,
+        after: reviewAfter,
+        nullRise: load.review.nullRise,
+        maxShrink: load.maxShrink,
+        seconds: reviewSeconds,
+      });
+    }
 
     if (!load.allowShrink && result.before > 0 && result.inserted < (1 - load.maxShrink) * result.before) {
       step = 'ROLLBACK';
@@ -141,6 +198,24 @@ export async function replaceWindowInTransaction(
           `to ${result.inserted} rows (${lost}% fewer; at most ${Number((load.maxShrink * 100).toFixed(2))}% allowed); the table is ` +
           `unchanged; rerun with --allow-shrink to accept`,
       );
+    }
+    const refusing = result.review && load.review?.failOnReview ? refusingFlags(result.review, load.allowShrink) : [];
+    if (refusing.length > 0) {
+      step = 'ROLLBACK';
+      inTransaction = false;
+      await session.query('ROLLBACK');
+      return finish(
+        'review_refused',
+        `${name}: the review flagged ${refusing.map((flag) => flag.message).join('; ')}; the table is unchanged ` +
+          `(--fail-on-review)`,
+      );
+    }
+    if (load.preview) {
+      // Nothing of the load stays: the staging table goes with the transaction, also on Redshift.
+      step = 'ROLLBACK';
+      inTransaction = false;
+      await session.query('ROLLBACK');
+      return finish('previewed');
     }
     if (!session.tempDroppedOnCommit) {
       step = 'dropping the staging table';

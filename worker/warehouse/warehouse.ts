@@ -5,6 +5,7 @@
  * gives the shared transactions (replace-window.ts) for one load.
  */
 import type { Readable } from 'node:stream';
+import type { ReviewOptions, TableReview } from './review-sql.js';
 import type { ExpectedColumn } from './table-columns.js';
 
 export type WarehouseKind = 'postgres' | 'pglite' | 'redshift';
@@ -34,12 +35,19 @@ export interface TableLoad {
   /** Largest accepted fraction of rows lost from the window, e.g. 0.1. */
   maxShrink: number;
   allowShrink: boolean;
+  /** Compute the review (review-sql.ts) inside the transaction. */
+  review?: ReviewOptions;
+  /** Do everything up to the review, then roll back (status `previewed`). */
+  preview?: boolean;
 }
 
 export interface TableLoadResult {
   table: string;
-  /** `columns_refused`: the table's columns do not match the config's (table-columns.ts); nothing was done. */
-  status: 'loaded' | 'failed' | 'shrink_refused' | 'columns_refused';
+  /**
+   * `columns_refused`: the table's columns do not match the config's (table-columns.ts); nothing was done.
+   * `previewed`: would have loaded, rolled back (`preview`). `review_refused`: flagged by the review, rolled back.
+   */
+  status: 'loaded' | 'previewed' | 'failed' | 'shrink_refused' | 'columns_refused' | 'review_refused';
   /** Rows in the window before the load. */
   before: number;
   deleted: number;
@@ -48,6 +56,8 @@ export interface TableLoadResult {
   droppedOutsideWindow: number;
   error?: string;
   seconds: number;
+  /** When asked for (`TableLoad.review`) and the transaction got as far as the INSERT. */
+  review?: TableReview;
 }
 
 /** Opens the (gzip) bytes of one file named in `TableLoad.files`. */
@@ -117,6 +127,8 @@ export interface LoadSession {
   readonly catalogLowerCase?: boolean;
   /** The statement locking the target table against other loads (default: PostgreSQL's `lockTableSql`). */
   lockTableSql?(target: string): string;
+  /** The server has PostgreSQL's `jit` setting (PostgreSQL; PGlite has no JIT): the review turns it off for its queries. */
+  readonly jitSetting?: boolean;
   /** Extra words about a failed COPY, looked up after ROLLBACK (Redshift: stl_load_errors). */
   explainCopyFailure?(): Promise<string | undefined>;
 }

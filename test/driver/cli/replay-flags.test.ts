@@ -40,6 +40,21 @@ const cases: { name: string; args: string[]; env?: Record<string, string>; messa
     message: /ambiguous/,
   },
   {
+    name: '--null-rise out of range',
+    args: ['2023-11-05 10:00:00', '2023-11-05 11:00:00', 'login', '--null-rise', '1.5', ...base],
+    message: /^spade: --null-rise must be between 0 and 1, got 1\.5\n$/,
+  },
+  {
+    name: '--preview without a load',
+    args: ['2023-11-05 10:00:00', '2023-11-05 11:00:00', 'login', '--preview', '--skip-ace-upload', ...base],
+    message: /^spade: --preview with --skip-ace-upload: nothing is loaded, so there is nothing to preview\n$/,
+  },
+  {
+    name: 'unknown --review detail',
+    args: ['2023-11-05 10:00:00', '2023-11-05 11:00:00', 'login', '--review', 'all', ...base],
+    message: /review/,
+  },
+  {
     name: 'neither tables nor --all-tables',
     args: ['2023-11-05 10:00:00', '2023-11-05 11:00:00', ...base],
     message: /--all-tables/,

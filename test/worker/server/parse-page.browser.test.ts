@@ -4,60 +4,11 @@
  * answered, and read the rendered DOM from `--dump-dom`. No npm dependency.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test, type TestContext } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { createLineParser, parsedToJson } from '../../../worker/cli/parse.js';
 import { startParseServer, type ParseServer } from '../../../worker/server/parse-server.js';
+import { dumpDom, requireChromium } from '../../helpers/chromium.js';
 import { parserOptions, sampleLine, samplePayload } from '../../helpers/parse-fixtures.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-
-/** Skips without Chromium on a workstation; under CI=true a missing browser is a failure. */
-function requireChromium(t: TestContext): boolean {
-  if (existsSync(CHROMIUM)) return true;
-  const message = `${CHROMIUM} not found: install Debian's chromium package (apt-get install chromium)`;
-  if (process.env.CI === 'true') assert.fail(message);
-  t.skip(message);
-  return false;
-}
-
-/** The DOM of `url` after the page ran (its fetches complete within the virtual time budget). */
-async function dumpDom(url: string): Promise<string> {
-  const profile = await mkdtemp(join(tmpdir(), 'spade-chromium-'));
-  try {
-    return await new Promise<string>((resolve, reject) => {
-      execFile(
-        CHROMIUM,
-        [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-          '--disable-dev-shm-usage',
-          `--user-data-dir=${profile}`,
-          '--virtual-time-budget=5000',
-          '--dump-dom',
-          url,
-        ],
-        { timeout: 120_000, maxBuffer: 16 * 1024 * 1024 },
-        (err, stdout, stderr) => {
-          if (err) reject(new Error(`chromium failed: ${err.message}\n${stderr.slice(-2000)}`));
-          else resolve(stdout);
-        },
-      );
-    });
-  } finally {
-    await rm(profile, { recursive: true, force: true });
-  }
-}
 
 interface RenderedEvent {
   name: string;

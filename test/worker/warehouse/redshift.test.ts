@@ -19,7 +19,8 @@ import {
   qualifiedName,
   redshiftCopySql,
 } from '../../../worker/warehouse/sql.js';
-import { type TableLoad } from '../../../worker/warehouse/warehouse.js';
+import { type LoadSession, type TableLoad } from '../../../worker/warehouse/warehouse.js';
+import { TABLE_COLUMNS_SQL } from '../../../worker/warehouse/table-columns.js';
 import { openWarehouse, parseWarehouseUrl } from '../../../worker/warehouse/open.js';
 import { Redactor } from '../../../worker/redact.js';
 
@@ -217,5 +218,99 @@ test('Redshift load path on a PostgreSQL server: COPY fails, table untouched, no
     assert.equal(fetched, 0);
   } finally {
     await withRole.close();
+  }
+});
+
+test('Redshift --preview on a PostgreSQL server: the statements of a load with its review, ending in ROLLBACK', async (t) => {
+  const server = await startPostgres(t);
+  if (!server) return;
+  const db = await server.createDatabase('redshift_preview');
+  await server.query(
+    db,
+    `CREATE SCHEMA physical;
+     CREATE TABLE physical.ev (time timestamp, n int, s varchar(200));
+     INSERT INTO physical.ev VALUES ('2024-03-01 10:30:00', 1, 'old'), ('2024-03-01 12:00:00', 2, 'outside');`,
+  );
+  const warehouse = await RedshiftWarehouse.open(db, { iamRole: 'arn:aws:iam::123456789012:role/spade-loader' });
+  const statements: string[] = [];
+  // The Redshift session, each statement recorded; only its COPY (from S3, which PostgreSQL
+  // cannot run) is stood in for by an INSERT of the rows the file would hold.
+  type WithSession = { session(client: unknown, load: TableLoad, openFile: unknown): LoadSession };
+  const patched = warehouse as unknown as WithSession;
+  const redshiftSession = patched.session.bind(warehouse);
+  patched.session = (client, load, openFile) => {
+    const session = redshiftSession(client, load, openFile);
+    const query: LoadSession['query'] = (sql, params) => {
+      statements.push(sql.replace(/spade_load_ev_\d+_[0-9a-f]{6}/g, 'tmp'));
+      return session.query(sql, params);
+    };
+    return {
+      ...session,
+      query,
+      copyFiles: async (temp) => {
+        statements.push('(COPY FROM the manifest)');
+        await session.query(
+          `INSERT INTO ${temp} VALUES ('2024-03-01 10:10:00', 7, NULL), ('2024-03-01 10:20:00', 8, NULL)`,
+        );
+        return 2;
+      },
+    };
+  };
+  const load: TableLoad = {
+    schema: 'physical',
+    table: 'ev',
+    columns: COLUMNS,
+    window: { start: '2024-03-01 10:00:00', end: '2024-03-01 11:00:00' },
+    files: [{ key: 'run/ev/v1/a.gz', url: 's3://bucket/run/ev/v1/a.gz' }],
+    manifestUrl: 's3://bucket/run/manifests/ev.manifest',
+    maxShrink: 0.1,
+    allowShrink: false,
+    review: { nullRise: 0.2, failOnReview: false },
+  };
+  const noFiles = async (): Promise<Readable> => {
+    throw new Error('Redshift must not read files itself');
+  };
+  const dump = async (): Promise<unknown[]> => server.query(db, 'SELECT t::text FROM physical.ev t ORDER BY 1');
+  try {
+    const original = await dump();
+    const previewed = await warehouse.replaceWindow({ ...load, preview: true }, noFiles);
+    assert.equal(previewed.status, 'previewed', previewed.error);
+    assert.deepEqual(await dump(), original, 'nothing changed');
+    assert.deepEqual(
+      previewed.review?.flags.map((f) => f.message),
+      ['column s: NULL share 0.0% -> 100.0% (up by more than 20.0 points)'],
+    );
+    // Two scans per side: rows per hour (before the DELETE: instead of the count), then the columns.
+    const hours = (source: string): string =>
+      `SELECT to_char(date_trunc('hour', "time"), 'YYYY-MM-DD HH24') AS h, count(*) AS n FROM ${source} ` +
+      `WHERE "time" BETWEEN $1 AND $2 GROUP BY date_trunc('hour', "time")`;
+    const columns = (source: string): string =>
+      `SELECT count(*) AS n, count("time") AS c0, count("n") AS c1, CAST(min("n") AS VARCHAR) AS lo1, ` +
+      `CAST(max("n") AS VARCHAR) AS hi1, count("s") AS c2 FROM ${source} WHERE "time" BETWEEN $1 AND $2`;
+    const target = '"physical"."ev"';
+    const common = [
+      TABLE_COLUMNS_SQL,
+      'BEGIN',
+      `LOCK ${target}`,
+      TABLE_COLUMNS_SQL,
+      hours(target),
+      columns(target),
+      deleteWindowSql(target),
+      createTempSql('"tmp"', target, false),
+      '(COPY FROM the manifest)',
+      hours('"tmp"'),
+      columns('"tmp"'),
+      insertWindowSql(target, '"tmp"', ['time', 'n', 's']),
+    ];
+    const previewStatements = statements.splice(0);
+    assert.deepEqual(previewStatements, [...common, 'ROLLBACK']);
+
+    // The real load: the same statements, ending with the staging table dropped and COMMIT.
+    const loaded = await warehouse.replaceWindow(load, noFiles);
+    assert.equal(loaded.status, 'loaded', loaded.error);
+    assert.deepEqual(statements, [...common, dropTableSql('"tmp"'), 'COMMIT']);
+    assert.notDeepEqual(await dump(), original);
+  } finally {
+    await warehouse.close();
   }
 });
