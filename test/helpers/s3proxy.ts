@@ -3,10 +3,13 @@
  * the buckets: everything is passed through, except reads of keys made
  * unreadable (403 AccessDenied, as a missing permission gives) and, once asked
  * to, success-manifest writes, which are held unanswered: that node's partition
- * has written its files and is stuck right before committing them.
+ * has written its files and is stuck right before committing them. With
+ * `writeDelayMs`, the body of every PUT/POST reaches S3 slowly: a slow output
+ * store, for tests of backpressure.
  */
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Transform } from 'node:stream';
 import type { TestContext } from 'node:test';
 
 export interface HeldWrite {
@@ -22,6 +25,8 @@ export interface S3Proxy {
   unreadable: Set<string>;
   /** While true, PUTs of `_success/` keys are held. */
   holdSuccess: boolean;
+  /** Each piece of a PUT/POST body is passed on this many ms after it arrived. */
+  writeDelayMs: number;
   /** Resolves with the first held write. */
   firstHeld(): Promise<HeldWrite>;
 }
@@ -35,6 +40,7 @@ export async function startS3Proxy(t: TestContext, target: string): Promise<S3Pr
     endpoint: '',
     unreadable: new Set(),
     holdSuccess: false,
+    writeDelayMs: 0,
     firstHeld: () => (held[0] ? Promise.resolve(held[0]) : new Promise((resolve) => (onHeld = resolve))),
   };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -66,7 +72,11 @@ export async function startS3Proxy(t: TestContext, target: string): Promise<S3Pr
       },
     );
     upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    const delay = proxy.writeDelayMs;
+    if (delay > 0 && (req.method === 'PUT' || req.method === 'POST')) {
+      const slow = new Transform({ transform: (chunk, _enc, cb) => void setTimeout(() => cb(null, chunk), delay) });
+      req.pipe(slow).pipe(upstream);
+    } else req.pipe(upstream);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   proxy.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
