@@ -27,7 +27,7 @@ import {
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, gunzipSync } from 'node:zlib';
 import { LocalStore } from '../worker/store/local.js';
 import { arg, positiveNumber } from './bench/args.js';
 import { parseTableConfig } from '../worker/transform/schema.js';
@@ -97,13 +97,16 @@ async function child(): Promise<void> {
     secs = Number(process.hrtime.bigint() - started) / 1e9;
     cpu = process.cpuUsage(cpuAtStart);
   } else if (mode === 'gunzip') {
+    // As the single-file reader inflates (worker/pool/spread.ts), without the cutting.
+    const { decodedChunks } = await import('../worker/input/lines.js');
+    const { openUrl } = await import('../worker/pool/open-url.js');
+    const { READER_GUNZIP_OUTPUT_BYTES, READER_READ_BYTES } = await import('../worker/pool/spread.js');
     events = 0;
     bytes = 0;
-    for (const f of files)
-      for await (const chunk of createReadStream(f, { highWaterMark: 1 << 20 }).pipe(
-        createGunzip({ chunkSize: 1 << 20 }),
-      ) as AsyncIterable<Buffer>)
-        bytes += chunk.length;
+    for (const f of files) {
+      const raw = await openUrl(f, READER_READ_BYTES);
+      for await (const chunk of decodedChunks(raw, { outputBytes: READER_GUNZIP_OUTPUT_BYTES })) bytes += chunk.length;
+    }
     secs = Number(process.hrtime.bigint() - started) / 1e9;
     cpu = process.cpuUsage(cpuAtStart);
   } else {
@@ -164,14 +167,26 @@ async function main(): Promise<void> {
   const files = listFiles(corpus);
   const gz = files.reduce((s, f) => s + statSync(f).size, 0);
   process.stdout.write(`corpus: ${files.length} files, ${(gz / 1e6).toFixed(0)} MB gzip\n`);
-  // The single-file case: the same lines as one file (gzip members concatenated, as `cat *.gz` makes).
-  const single = `${corpus}-single`;
+  // The single-file case: the corpus's lines as one file (gzip members concatenated, as
+  // `cat *.gz` makes), the corpus repeated until the file holds --single-mb MB of edge lines.
+  const singleMb = positiveNumber('single-mb', 200);
+  const single = `${corpus}-single-${singleMb}mb`;
   if (!existsSync(join(single, '.complete'))) {
     rmSync(single, { recursive: true, force: true });
     mkdirSync(single, { recursive: true });
-    for (const f of files) appendFileSync(join(single, 'all.log.gz'), readFileSync(f));
+    let lineBytes = 0;
+    while (lineBytes < singleMb * 1e6) {
+      for (const f of files) {
+        const gzBytes = readFileSync(f);
+        appendFileSync(join(single, 'all.log.gz'), gzBytes);
+        lineBytes += gunzipSync(gzBytes).length;
+      }
+    }
     execFileSync('touch', [join(single, '.complete')]);
   }
+  process.stdout.write(
+    `single file: ${(statSync(join(single, 'all.log.gz')).size / 1e6).toFixed(0)} MB gzip (${single})\n`,
+  );
   const script = fileURLToPath(import.meta.url);
   const outDir = arg('out-dir', defaultOutDir());
   process.stdout.write(`transform output under ${outDir}\n`);

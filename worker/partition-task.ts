@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { WrittenFile } from './output/writers.js';
 import { openUrl } from './pool/open-url.js';
 import type { TransformPool } from './pool/pool.js';
-import { filesPerTask, spreadInputs } from './pool/spread.js';
+import { filesPerTask, READER_READ_BYTES, spreadInputs } from './pool/spread.js';
 import type { TaskResult, TransformTask } from './pool/thread.js';
 import type { TransformDigest } from './transform/digest.js';
 import { openStore } from './store/location.js';
@@ -95,7 +95,7 @@ export async function runPartition(task: PartitionTask, pool: TransformPool): Pr
     : [
         await spreadInputs(
           pool,
-          urls.map((url) => ({ source: url, open: () => openUrl(url) })),
+          urls.map((url) => ({ source: url, open: () => openUrl(url, READER_READ_BYTES) })),
           (i) => ({ settings: task.settings, output: taskOutput(`c${i}`) }),
         ),
       ];

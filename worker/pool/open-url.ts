@@ -20,13 +20,13 @@ export function storeFor(location: string): ObjectStore {
   return store;
 }
 
-/** Opens a local path or an s3:// object URL as a byte stream. */
-export async function openUrl(url: string): Promise<Readable> {
+/** Opens a local path or an s3:// object URL as a byte stream (local files read `readBytes` at a time). */
+export async function openUrl(url: string, readBytes: number = 1 << 20): Promise<Readable> {
   if (url.startsWith('s3://')) {
     const { bucket, prefix } = parseS3Url(url);
     return storeFor(`s3://${bucket}`).read(prefix);
   }
   // Opened before streaming so a missing file fails the task instead of reading as empty.
   const handle = await open(url.startsWith('file://') ? new URL(url) : url);
-  return handle.createReadStream({ highWaterMark: 1 << 20 });
+  return handle.createReadStream({ highWaterMark: readBytes });
 }

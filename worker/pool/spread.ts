@@ -19,6 +19,7 @@ import type { Readable } from 'node:stream';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { decodedChunks } from '../input/lines.js';
 import { emptyCounts, mergeCounts } from '../transform/outcomes.js';
+import { collectYoungGeneration } from './young-gc.js';
 import type { TransformPool } from './pool.js';
 import type { ChunkRequest, DamagedInput, InputChunk, TaskResult, TransformTask } from './thread.js';
 
@@ -31,6 +32,20 @@ import type { ChunkRequest, DamagedInput, InputChunk, TaskResult, TransformTask 
  * noise, and peak RSS rose from ~242 MB (1-2 MiB) to ~255 MB (4 MiB).
  */
 export const CHUNK_BYTES = 2 * 1024 * 1024;
+/**
+ * The reader's buffers: local files are read, and gunzipped into, pieces of
+ * this size instead of the transform threads' 1 MiB (lines.ts, open-url.ts).
+ * The main thread allocates almost no JS objects, so V8 rarely collects there
+ * and dead Buffers wait for its external-memory limit (~64 MB) to trigger a
+ * full collection; small Buffers are cheaper to hold and to reuse. Measured on
+ * the benchmark's single file with 2 threads, on a loaded machine: peak RSS 264
+ * MB with 1 MiB pieces, 241 MB with these, in the same time.
+ */
+export const READER_READ_BYTES = 64 * 1024;
+export const READER_GUNZIP_OUTPUT_BYTES = 32 * 1024;
+/** Decoded bytes between two young-generation collections of the reader's thread (see young-gc.ts). */
+const READER_COLLECT_BYTES = 4 * 1024 * 1024;
+
 /** The transform threads' line limit (worker/input/lines.ts default). */
 export const MAX_LINE_BYTES = 64 * 1024 * 1024;
 /** How much of an over-long or torn line is kept for its quarantine record (as lines.ts). */
@@ -49,12 +64,16 @@ export interface SpreadOptions {
 
 /**
  * Whether inputs go one file group per task (each thread gunzips its own
- * files) rather than through the chunk reader. Files per task win when every
- * thread gets several files: no copy and no hand-over on the main thread, and
- * gunzip runs on as many threads as transform. With fewer, the largest group
- * decides the wall time (1 file on 2 threads: one thread idle; 3 files on 2:
- * one thread does two), so the chunks, which split to the line, are faster.
- * Measured with bench:transform on 2 threads (see BENCHMARKS.md).
+ * files) rather than through the chunk reader. With fewer files than a few per
+ * thread, the largest group decides the wall time (1 file on 2 threads: one
+ * thread idle; 3 files on 2: one thread does two), so the chunks, which split
+ * to the line, are faster. With several per thread both keep every thread
+ * busy, and files per task win on memory and on many cores: measured on the
+ * benchmark's 8 files (138 MB) with 2 threads, a loaded machine, both ran in
+ * the same time (3.7 / 5.0 s per task, 3.6 / 4.8 s in chunks) but the chunk
+ * reader peaked ~30 MB higher (244 against 214 MB: the main thread's gunzip
+ * buffers), and one reader inflates for all threads, a ceiling that per-file
+ * gunzip on every thread does not have (see BENCHMARKS.md).
  */
 export function filesPerTask(files: number, threads: number): boolean {
   return threads === 1 || files >= threads * FILES_PER_THREAD_FOR_TASKS;
@@ -228,8 +247,13 @@ async function sendInput(
 
   let damage: string | null = null;
   try {
-    for await (let piece of decodedChunks(raw)) {
+    let collectAt = READER_COLLECT_BYTES;
+    for await (let piece of decodedChunks(raw, { outputBytes: READER_GUNZIP_OUTPUT_BYTES })) {
       bytes += piece.length;
+      if (bytes >= collectAt) {
+        collectAt = bytes + READER_COLLECT_BYTES;
+        collectYoungGeneration();
+      }
       if (tooLong !== null) {
         const lf = piece.indexOf(LF);
         if (lf === -1) {

@@ -27,7 +27,7 @@ import type { Readable } from 'node:stream';
 import { AppendLoader } from '../../driver/warehouse/append.js';
 import { openUrl } from '../pool/open-url.js';
 import { createTransformPool, defaultThreads, type TransformPool } from '../pool/pool.js';
-import { filesPerTask, spreadInputs } from '../pool/spread.js';
+import { filesPerTask, READER_READ_BYTES, spreadInputs } from '../pool/spread.js';
 import type { TaskResult, TransformTask } from '../pool/thread.js';
 import { openStore } from '../store/location.js';
 import type { ObjectStore } from '../store/objectstore.js';
@@ -374,7 +374,7 @@ export class ContinuousProcessor {
     if (spread) {
       const group = this.pending.splice(0);
       const urls = group.map((f) => store.urlOf(f.key));
-      const inputs = urls.map((url) => ({ source: url, open: () => openUrl(url) }));
+      const inputs = urls.map((url) => ({ source: url, open: () => openUrl(url, READER_READ_BYTES) }));
       const pool = this.pool as TransformPool;
       track(
         group,
