@@ -201,6 +201,8 @@ async function sendInput(
   let bytes = 0;
   let pieces: Buffer[] = [];
   let pendingBytes = 0;
+  // The first this many pieces hold no LF (so a line longer than a chunk is scanned once, not once per piece).
+  let piecesWithoutLf = 0;
   // An over-long line being skipped: its head and its length so far.
   let tooLong = null as { head: Buffer; bytes: number } | null;
 
@@ -219,22 +221,25 @@ async function sendInput(
 
   /** Sends the complete lines of `pieces`, keeping the unterminated rest. */
   const cut = async (): Promise<void> => {
-    for (let k = pieces.length - 1; k >= 0; k--) {
+    for (let k = pieces.length - 1; k >= piecesWithoutLf; k--) {
       const lf = pieces[k]!.lastIndexOf(LF);
       if (lf === -1) continue;
       const chunk = buffers.fill(pieces.slice(0, k), pieces[k]!.subarray(0, lf + 1));
       const rest = pieces[k]!.subarray(lf + 1);
       pieces = rest.length > 0 ? [rest, ...pieces.slice(k + 1)] : pieces.slice(k + 1);
+      piecesWithoutLf = pieces.length;
       pendingBytes -= chunk.length;
       await sendLines(chunk, countLines(new Uint8Array(chunk.data, 0, chunk.length)));
       return;
     }
+    piecesWithoutLf = pieces.length;
     if (pendingBytes > MAX_LINE_BYTES) {
       // One line longer than the limit: keep its head only, skip the rest up to its LF.
       const head = Buffer.concat(pieces, pendingBytes).subarray(0, BAD_LINE_HEAD_BYTES);
       tooLong = { head: Buffer.from(head), bytes: pendingBytes };
       pieces = [];
       pendingBytes = 0;
+      piecesWithoutLf = 0;
     }
   };
 

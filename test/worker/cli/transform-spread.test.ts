@@ -139,13 +139,15 @@ test('one file of several MB with 1 and 4 threads, and from stdin: the same rows
   assert.equal(one.out.loginSeries.size, 1);
 });
 
-test('small chunks: a truncated gzip, a line longer than a chunk, a last line without LF: as one thread reads them', async () => {
+test('small chunks: a truncated gzip, lines longer than a chunk and than the limit, no final LF: as one thread reads them', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'spade-spread-'));
   const long = edge('long', b64({ event: 'login', properties: { login: 'x'.repeat(300_000) } }));
   const body = corpus(3000).split('\n');
   body.splice(1500, 0, long);
   const clean = join(dir, 'clean.log');
-  writeFileSync(clean, body.join('\n').trimEnd()); // no final LF
+  // Beyond the line limit (64 MiB): quarantined as line_too_long with its first MiB.
+  const tooLong = 'y'.repeat(65 * 1024 * 1024);
+  writeFileSync(clean, [...body.slice(0, 2000), tooLong, ...body.slice(2000)].join('\n').trimEnd()); // no final LF
   const gz = gzipSync(body.join('\n'));
   const cut = join(dir, 'cut.log.gz');
   writeFileSync(cut, gz.subarray(0, Math.floor(gz.length * 0.7)));
@@ -170,6 +172,7 @@ test('small chunks: a truncated gzip, a line longer than a chunk, a last line wi
     a.source.localeCompare(b.source) || a.lineNo - b.lineNo;
   assert.deepEqual(out.quarantine, [...refOut[0]!.quarantine, ...refOut[1]!.quarantine].sort(bySourceAndLine));
   assert.equal(out.quarantine.at(-1)!.reason, 'truncated_input');
+  assert.ok(out.quarantine.some((q) => q.reason === 'line_too_long' && q.lineNo === 2001));
   for (const [table, rows] of out.rows) {
     const expected = [...(refOut[0]!.rows.get(table) ?? []), ...(refOut[1]!.rows.get(table) ?? [])].sort();
     assert.deepEqual(rows, expected, `rows of ${table}`);
