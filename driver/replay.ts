@@ -42,10 +42,11 @@ import type { ReplayProgress } from './progress.js';
 import { formatDamagedInputs, formatLoadReport } from './report.js';
 import { checkManifestDigests, checkRunDigest, driverTransformDigest } from './run-digest.js';
 import { formatPublishReport, unpublishedFiles } from './publish-report.js';
-import { createTableSql } from './warehouse/ddl.js';
-import { quoteIdent } from './warehouse/sql.js';
-import { expectedColumns } from './warehouse/table-columns.js';
-import { openWarehouse, type TableLoadResult, type Warehouse } from './warehouse/warehouse.js';
+import { createTableSql } from '../worker/warehouse/ddl.js';
+import { quoteIdent } from '../worker/warehouse/sql.js';
+import { expectedColumns } from '../worker/warehouse/table-columns.js';
+import { type TableLoadResult, type Warehouse } from '../worker/warehouse/warehouse.js';
+import { openWarehouse } from '../worker/warehouse/open.js';
 import { datePrefixes, type ReplayWindow } from './window.js';
 import { kinesisWhere } from '../worker/output/kinesis-limits.js';
 

@@ -1,6 +1,6 @@
 /** The report printed at the end of a replay: per-table loads, damaged inputs. */
 import { describeDamagedInput, type DamagedInput } from '../worker/pool/thread.js';
-import type { TableLoadResult } from './warehouse/warehouse.js';
+import type { TableLoadResult } from '../worker/warehouse/warehouse.js';
 
 export function formatLoadReport(loads: TableLoadResult[]): string[] {
   const header = ['table', 'status', 'before', 'deleted', 'inserted', 'outside window', 'seconds'];

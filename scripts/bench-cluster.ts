@@ -37,7 +37,7 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
-import { createTableSql } from '../driver/warehouse/ddl.js';
+import { createTableSql } from '../worker/warehouse/ddl.js';
 import { S3Store } from '../worker/store/s3.js';
 import { parseTableConfig } from '../worker/transform/schema.js';
 import { fixturesDir, repoRoot } from '../test/helpers/fixtures.js';

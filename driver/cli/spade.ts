@@ -152,7 +152,7 @@ async function main(): Promise<void> {
           .option('dialect', { choices: ['redshift', 'postgres'] as const, default: 'redshift' as const })
           .option('schema', { type: 'string', default: 'physical', describe: 'warehouse schema' }),
       async (argv) => {
-        const { ddlCommand } = await import('../warehouse/ddl-command.js');
+        const { ddlCommand } = await import('./ddl-command.js');
         process.stdout.write(
           await ddlCommand({
             config: argv.config,
@@ -227,6 +227,12 @@ async function main(): Promise<void> {
                   array: true,
                   describe:
                     'directory or s3://bucket[/prefix] tasks may write output to (repeatable; default: S3 only)',
+                })
+                .option('allow-user-id-url', {
+                  type: 'string',
+                  array: true,
+                  describe:
+                    "http(s) URL prefix a task's user-id lookup (--user-id-url of the run) may name (repeatable; default: none)",
                 }),
             async (argv) => {
               const port = Number(argv.port);
@@ -246,6 +252,7 @@ async function main(): Promise<void> {
                 drainMs: argv['drain-seconds'] * 1000,
                 allowEdge: argv['allow-edge'] as string[] | undefined,
                 allowOutput: argv['allow-output'] as string[] | undefined,
+                allowUserIdUrl: argv['allow-user-id-url'] as string[] | undefined,
               });
             },
           )

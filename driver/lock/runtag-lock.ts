@@ -22,7 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isS3Url } from '../../worker/store/location.js';
 import { ObjectNotFoundError, type ObjectStore } from '../../worker/store/objectstore.js';
 import type { Logger } from '../log.js';
-import { asHolder, describeHolder, isDeadOnThisHost, thisProcess, type LockHolder } from './holder.js';
+import { asHolder, describeHolder, isDeadOnThisHost, thisProcess, type LockHolder } from '../../worker/lock/holder.js';
 
 export const runtagLockKey = (runtag: string): string => `${runtag}/_lock.json`;
 

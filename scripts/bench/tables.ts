@@ -2,7 +2,7 @@
  * The tables a replay benchmark covers (`--tables all|a,b`), the schemas the
  * replay creates for them, and their row counts in PostgreSQL afterwards.
  */
-import { qualifiedName } from '../../driver/warehouse/sql.js';
+import { qualifiedName } from '../../worker/warehouse/sql.js';
 import type { PgServer } from '../../test/helpers/postgres.js';
 import type { TableSchema } from '../../worker/transform/schema.js';
 

@@ -3,7 +3,7 @@
  * prints `open` once it holds it, and closes it when its stdin ends. Killing it
  * instead leaves its lock behind, as a crashed process would.
  */
-import { openWarehouse } from '../../driver/warehouse/warehouse.js';
+import { openWarehouse } from '../../worker/warehouse/open.js';
 
 const warehouse = await openWarehouse(`pglite://${process.argv[2] ?? ''}`);
 process.stdout.write('open\n');

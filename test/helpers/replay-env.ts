@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { generateEdgeLogs, type GeneratedTruth } from '../../scripts/generate/edge-logs.js';
-import { createTableSql } from '../../driver/warehouse/ddl.js';
+import { createTableSql } from '../../worker/warehouse/ddl.js';
 import { S3Store } from '../../worker/store/s3.js';
 import { parseTableConfig, type TableSchema } from '../../worker/transform/schema.js';
 import { repoRoot } from './fixtures.js';

@@ -5,9 +5,9 @@
  */
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { quoteIdent } from '../../driver/warehouse/sql.js';
-import type { ExpectedColumn } from '../../driver/warehouse/table-columns.js';
-import type { TableLoad } from '../../driver/warehouse/warehouse.js';
+import { quoteIdent } from '../../worker/warehouse/sql.js';
+import type { ExpectedColumn } from '../../worker/warehouse/table-columns.js';
+import type { TableLoad } from '../../worker/warehouse/warehouse.js';
 
 export type Field = string | number | null;
 

@@ -2,7 +2,8 @@
  * Real worker daemons for tests: each a child process (test/helpers/worker-main.ts,
  * the same code `spade worker serve` runs) on 127.0.0.1 and a port of its own
  * choosing, stopped when the test ends. Like a real node they allow S3 edge and
- * output locations only, unless `allowEdge`/`allowOutput` list others.
+ * output locations only and no user-id lookups, unless `allowEdge`/`allowOutput`/
+ * `allowUserIdUrl` list others.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { TestContext } from 'node:test';
@@ -31,6 +32,8 @@ export async function startWorker(
     /** `--allow-edge` / `--allow-output` of the daemon. */
     allowEdge?: string[];
     allowOutput?: string[];
+    /** `--allow-user-id-url` of the daemon. */
+    allowUserIdUrl?: string[];
   },
 ): Promise<TestWorker> {
   const script = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -45,6 +48,7 @@ export async function startWorker(
         drainMs: opts.drainMs ?? 5000,
         allowEdge: opts.allowEdge,
         allowOutput: opts.allowOutput,
+        allowUserIdUrl: opts.allowUserIdUrl,
       }),
     ],
     { env: { ...process.env, ...opts.env, SPADE_WORKER_TOKEN: opts.token }, stdio: ['pipe', 'pipe', 'pipe'] },

@@ -5,7 +5,7 @@
  * list until its append commits). Exactly-once comes from AppendLoader's
  * manifest table, not from this queue.
  */
-import { AppendLoader, type AppendFile } from '../../driver/warehouse/append.js';
+import { AppendLoader, type AppendFile } from '../warehouse/append.js';
 import type { ObjectStore } from '../store/objectstore.js';
 import type { TableSchema } from '../transform/schema.js';
 import type { BatchManifest } from './batch.js';

@@ -24,7 +24,7 @@
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { AppendLoader } from '../../driver/warehouse/append.js';
+import { AppendLoader } from '../warehouse/append.js';
 import { openUrl } from '../pool/open-url.js';
 import { createTransformPool, defaultThreads, type TransformPool } from '../pool/pool.js';
 import { filesPerTask, READER_READ_BYTES, spreadInputs } from '../pool/spread.js';

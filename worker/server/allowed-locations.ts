@@ -14,6 +14,7 @@
  */
 import { realpath } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { redactUrl } from '../redact.js';
 import { isS3Url, localPath, parseS3Url, type S3Location } from '../store/location.js';
 
 export interface AllowedLocationsOptions {
@@ -21,6 +22,8 @@ export interface AllowedLocationsOptions {
   edge?: string[];
   /** `--allow-output`: where output may be written. */
   output?: string[];
+  /** `--allow-user-id-url`: URL prefixes a task's user-id lookup may name. */
+  userIdUrls?: string[];
 }
 
 interface Roots {
@@ -38,6 +41,8 @@ export interface TaskLocations {
   runtag: string;
   /** Keys of the edge files, relative to `edge`. */
   keys: string[];
+  /** The user-id lookup URL template (with `{login}`), when the run maps user ids. */
+  userIdUrl?: string;
 }
 
 export class LocationNotAllowedError extends Error {}
@@ -46,6 +51,7 @@ export class AllowedLocations {
   private constructor(
     private readonly edge: Roots,
     private readonly output: Roots,
+    private readonly userIdUrls: URL[],
   ) {}
 
   /** Resolves the allowed local directories (each must exist); throws naming a bad entry. */
@@ -53,19 +59,66 @@ export class AllowedLocations {
     return new AllowedLocations(
       await roots('--allow-edge', opts.edge ?? []),
       await roots('--allow-output', opts.output ?? []),
+      (opts.userIdUrls ?? []).map((entry) => urlPrefix(entry)),
     );
   }
 
   /** One line for the start-up message. */
   describe(): string {
-    return `edge from ${describeRoots(this.edge)}; output to ${describeRoots(this.output)}`;
+    const lookups = this.userIdUrls.length ? this.userIdUrls.map((u) => u.href).join(', ') : 'none';
+    return `edge from ${describeRoots(this.edge)}; output to ${describeRoots(this.output)}; user-id lookups: ${lookups}`;
   }
 
   /** Throws LocationNotAllowedError naming the location when the task reads or writes outside the lists. */
   async check(task: TaskLocations): Promise<void> {
     await checkLocation('edge', '--allow-edge', task.edge, this.edge, task.keys);
     await checkLocation('output', '--allow-output', task.output, this.output, [task.runtag]);
+    if (task.userIdUrl !== undefined) this.checkUserIdUrl(task.userIdUrl);
   }
+
+  private checkUserIdUrl(template: string): void {
+    const shown = redactUrl(template);
+    let url: URL;
+    try {
+      url = new URL(template.replaceAll('{login}', 'login'));
+    } catch {
+      throw new LocationNotAllowedError(`user-id lookup URL ${shown} is invalid`);
+    }
+    if (this.userIdUrls.some((prefix) => urlInside(url, prefix))) return;
+    const allowed = this.userIdUrls.length
+      ? `allows user-id lookups under ${this.userIdUrls.map((u) => u.href).join(', ')}`
+      : 'allows no user-id lookups';
+    throw new LocationNotAllowedError(
+      `user-id lookup URL ${shown} is not allowed; this node ${allowed} (--allow-user-id-url)`,
+    );
+  }
+}
+
+/** An `--allow-user-id-url` entry: an http(s) URL whose path ends a segment (a trailing `/` is added). */
+function urlPrefix(entry: string): URL {
+  let url: URL;
+  try {
+    url = new URL(entry);
+  } catch {
+    throw new Error(`--allow-user-id-url ${redactUrl(entry)}: not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new Error(`--allow-user-id-url ${redactUrl(entry)}: must be an http(s) URL`);
+  }
+  if (url.username || url.password)
+    throw new Error(`--allow-user-id-url ${redactUrl(entry)}: must not hold credentials`);
+  url.search = '';
+  url.hash = '';
+  if (!url.pathname.endsWith('/')) url.pathname += '/';
+  return url;
+}
+
+/** `url` has the prefix's scheme, host and port, and its path is the prefix's or below it by segments. */
+function urlInside(url: URL, prefix: URL): boolean {
+  if (url.protocol !== prefix.protocol || url.host !== prefix.host) return false;
+  const path = url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`;
+  // The URL parser has already resolved `.` and `..` segments.
+  return path.startsWith(prefix.pathname);
 }
 
 async function roots(flag: string, entries: string[]): Promise<Roots> {

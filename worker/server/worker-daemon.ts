@@ -336,6 +336,7 @@ async function checkAllowed(allowed: AllowedLocations, task: PartitionTask): Pro
       output: task.output,
       runtag: task.runtag,
       keys: task.partition.files.map((f) => f.key),
+      userIdUrl: task.settings.userIdMapping?.urlTemplate,
     });
   } catch (err) {
     if (err instanceof LocationNotAllowedError) throw new HttpError(403, `task refused: ${err.message}`);
@@ -428,6 +429,8 @@ export interface WorkerServeOptions {
   /** `--allow-edge`, `--allow-output`: local directories and s3:// prefixes; none: S3 only. */
   allowEdge?: string[];
   allowOutput?: string[];
+  /** `--allow-user-id-url`: URL prefixes a task's user-id lookup may name; none: no lookups. */
+  allowUserIdUrl?: string[];
 }
 
 /**
@@ -441,7 +444,11 @@ export async function workerServeCommand(
 ): Promise<void> {
   const token = resolveWorkerToken(opts, env);
   const threads = opts.threads ?? defaultThreads();
-  const allowed = await AllowedLocations.create({ edge: opts.allowEdge, output: opts.allowOutput });
+  const allowed = await AllowedLocations.create({
+    edge: opts.allowEdge,
+    output: opts.allowOutput,
+    userIdUrls: opts.allowUserIdUrl,
+  });
   const daemon = await startWorkerDaemon({
     host: opts.host,
     port: opts.port,

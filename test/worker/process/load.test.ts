@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { createTableSql } from '../../../driver/warehouse/ddl.js';
+import { createTableSql } from '../../../worker/warehouse/ddl.js';
 import { startPostgres } from '../../helpers/postgres.js';
 import { DEMO_CONFIG } from '../../helpers/replay-env.js';
 import { prng } from '../../../scripts/generate/edge-logs.js';

@@ -151,3 +151,40 @@ test('S3 allow-lists compare bucket and prefix segments', async (t) => {
   const res = await post(node, task('s3://edge/logs/2023', ['a.log'], 's3://out/x'));
   assert.equal(res.status, 202, JSON.stringify(res.body));
 });
+
+test("a task's user-id lookup URL must be under --allow-user-id-url", async (t) => {
+  const w = world();
+  const lookup = (urlTemplate: string): PartitionTask => ({
+    ...task(w.edge, ['ok.log'], w.out),
+    settings: { ...task(w.edge, [], w.out).settings, userIdMapping: { urlTemplate, jsonPath: 'id' } },
+  });
+  const closed = await startWorker(t, { token: TOKEN, allowEdge: [w.edge], allowOutput: [w.out] });
+  assert.match(closed.log(), /user-id lookups: none/);
+  const metadata = await post(closed, lookup('http://169.254.169.254/latest/meta-data/{login}'));
+  assert.equal(metadata.status, 403, JSON.stringify(metadata.body));
+  assert.match(
+    metadata.body.error ?? '',
+    /user-id lookup URL .* is not allowed; this node allows no user-id lookups \(--allow-user-id-url\)/,
+  );
+
+  const node = await startWorker(t, {
+    token: TOKEN,
+    allowEdge: [w.edge],
+    allowOutput: [w.out],
+    allowUserIdUrl: ['http://users.internal:8080/v1/users'],
+  });
+  for (const outside of [
+    'http://users.internal:8080/v1/users2/{login}',
+    'http://users.internal:8081/v1/users/{login}',
+    'https://users.internal:8080/v1/users/{login}',
+    'http://users.internal:8080/v1/users/../admin/{login}',
+    'http://users.internal.evil.example:8080/v1/users/{login}',
+  ]) {
+    const res = await post(node, lookup(outside));
+    assert.equal(res.status, 403, `${outside}: ${JSON.stringify(res.body)}`);
+    assert.match(res.body.error ?? '', /allows user-id lookups under http:\/\/users\.internal:8080\/v1\/users\//);
+  }
+  assert.equal(allText(w.out), '');
+  const inside = await post(node, lookup('http://users.internal:8080/v1/users/{login}?fields=id'));
+  assert.equal(inside.status, 202, JSON.stringify(inside.body));
+});

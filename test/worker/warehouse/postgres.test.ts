@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { PassThrough, Readable } from 'node:stream';
 import pg from 'pg';
 import { startPostgres, type PgServer } from '../../helpers/postgres.js';
-import { openWarehouse, parseWarehouseUrl, type Warehouse } from '../../../driver/warehouse/warehouse.js';
+import { type Warehouse } from '../../../worker/warehouse/warehouse.js';
+import { openWarehouse, parseWarehouseUrl } from '../../../worker/warehouse/open.js';
 import { redactUrl } from '../../../worker/redact.js';
-import { quoteIdent } from '../../../driver/warehouse/sql.js';
+import { quoteIdent } from '../../../worker/warehouse/sql.js';
 import {
   COLUMN_REFUSALS,
   columnRefusal,

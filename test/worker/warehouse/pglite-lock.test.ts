@@ -10,8 +10,8 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { DIR_LOCK_FILE } from '../../../driver/lock/dir-lock.js';
-import { openWarehouse } from '../../../driver/warehouse/warehouse.js';
+import { DIR_LOCK_FILE } from '../../../worker/lock/dir-lock.js';
+import { openWarehouse } from '../../../worker/warehouse/open.js';
 
 const HOLDER_MAIN = fileURLToPath(new URL('../../helpers/pglite-holder-main.js', import.meta.url));
 

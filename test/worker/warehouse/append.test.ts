@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AppendLoader } from '../../../driver/warehouse/append.js';
+import { AppendLoader } from '../../../worker/warehouse/append.js';
 import { parseTableConfig } from '../../../worker/transform/schema.js';
 import { startPostgres } from '../../helpers/postgres.js';
 import {

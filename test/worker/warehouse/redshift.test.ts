@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { startPostgres } from '../../helpers/postgres.js';
 import { COLUMNS } from '../../helpers/tsv-files.js';
-import { RedshiftWarehouse, STL_LOAD_ERRORS_SQL } from '../../../driver/warehouse/redshift.js';
+import { RedshiftWarehouse, STL_LOAD_ERRORS_SQL } from '../../../worker/warehouse/redshift.js';
 import {
   countWindowSql,
   createTempSql,
@@ -18,8 +18,9 @@ import {
   insertWindowSql,
   qualifiedName,
   redshiftCopySql,
-} from '../../../driver/warehouse/sql.js';
-import { openWarehouse, parseWarehouseUrl, type TableLoad } from '../../../driver/warehouse/warehouse.js';
+} from '../../../worker/warehouse/sql.js';
+import { type TableLoad } from '../../../worker/warehouse/warehouse.js';
+import { openWarehouse, parseWarehouseUrl } from '../../../worker/warehouse/open.js';
 import { Redactor } from '../../../worker/redact.js';
 
 const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';

@@ -17,10 +17,10 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { TableSchema } from '../../worker/transform/schema.js';
+import type { TableSchema } from '../transform/schema.js';
 import { copyFromStdinSql, DEFAULT_SCHEMA, displayName, qualifiedName } from './sql.js';
 import { checkTableColumns, expectedColumns } from './table-columns.js';
-import { Redactor, redactUrl } from '../../worker/redact.js';
+import { Redactor, redactUrl } from '../redact.js';
 
 export const LOADED_MANIFESTS_TABLE = 'spade_loaded_manifests';
 

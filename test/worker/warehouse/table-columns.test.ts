@@ -5,7 +5,7 @@ import {
   expectedColumns,
   type ExpectedColumn,
   type WarehouseColumn,
-} from '../../../driver/warehouse/table-columns.js';
+} from '../../../worker/warehouse/table-columns.js';
 import { parseTableConfig } from '../../../worker/transform/schema.js';
 
 const col = (name: string, dataType: string, maxLength: number | null = null): WarehouseColumn => ({

@@ -4,8 +4,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { openWarehouse, type Warehouse } from '../../../driver/warehouse/warehouse.js';
-import { lastRowEnd, RowBlobCutter } from '../../../driver/warehouse/pglite.js';
+import { type Warehouse } from '../../../worker/warehouse/warehouse.js';
+import { openWarehouse } from '../../../worker/warehouse/open.js';
+import { lastRowEnd, RowBlobCutter } from '../../../worker/warehouse/pglite.js';
 import {
   COLUMN_REFUSALS,
   columnRefusal,

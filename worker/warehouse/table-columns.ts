@@ -23,7 +23,7 @@
  * - Names are compared exactly, except on Redshift, which folds identifiers
  *   (even quoted ones, by default) to lower case.
  */
-import type { TableSchema } from '../../worker/transform/schema.js';
+import type { TableSchema } from '../transform/schema.js';
 import { columnType } from './ddl.js';
 import { displayName, quoteIdent } from './sql.js';
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { columnType, createTableSql } from '../../../driver/warehouse/ddl.js';
-import { quoteIdent } from '../../../driver/warehouse/sql.js';
+import { columnType, createTableSql } from '../../../worker/warehouse/ddl.js';
+import { quoteIdent } from '../../../worker/warehouse/sql.js';
 import { compileSchema } from '../../../worker/transform/columns.js';
 import { openGeoIp } from '../../../worker/transform/geoip.js';
 import { UserIdMapper } from '../../../worker/transform/mapping.js';

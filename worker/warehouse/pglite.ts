@@ -8,11 +8,10 @@ import { mkdirSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { PGlite } from '@electric-sql/pglite';
-import { Redactor } from '../../worker/redact.js';
+import { Redactor } from '../redact.js';
 import { DirLock } from '../lock/dir-lock.js';
 import { copyFromBlobSql, TABLE_EXISTS_SQL } from './sql.js';
 import {
-  replaceWindowInTransaction,
   type CopyProgress,
   type LoadSession,
   type OpenFile,
@@ -23,6 +22,7 @@ import {
   type WarehouseKind,
   type WarehouseOptions,
 } from './warehouse.js';
+import { replaceWindowInTransaction } from './replace-window.js';
 
 export const DEFAULT_BLOB_BYTES = 16 * 1024 * 1024;
 

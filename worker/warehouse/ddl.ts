@@ -13,8 +13,8 @@
  * PostgreSQL they are dropped and nothing is added. Identifiers are always
  * double-quoted, `"` doubled.
  */
-import { DEFAULT_VARCHAR_BYTES, IP_COLUMN_BYTES, TIMESTAMP_LAYOUT_PREFIX } from '../../worker/transform/columns.js';
-import type { ColumnSchema, TableSchema } from '../../worker/transform/schema.js';
+import { DEFAULT_VARCHAR_BYTES, IP_COLUMN_BYTES, TIMESTAMP_LAYOUT_PREFIX } from '../transform/columns.js';
+import type { ColumnSchema, TableSchema } from '../transform/schema.js';
 import { qualifiedName, quoteIdent } from './sql.js';
 
 export type SqlDialect = 'redshift' | 'postgres';

@@ -7,12 +7,10 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { Redactor, redactUrl } from '../../worker/redact.js';
+import { Redactor, redactUrl } from '../redact.js';
 import { copyFromStdinSql, TABLE_EXISTS_SQL } from './sql.js';
 import {
   DEFAULT_POOL_SIZE,
-  emptyLoadResult,
-  replaceWindowInTransaction,
   type CopyProgress,
   type LoadSession,
   type OpenFile,
@@ -23,6 +21,7 @@ import {
   type WarehouseKind,
   type WarehouseOptions,
 } from './warehouse.js';
+import { emptyLoadResult, replaceWindowInTransaction } from './replace-window.js';
 
 export class PostgresWarehouse implements Warehouse {
   readonly kind: WarehouseKind = 'postgres';

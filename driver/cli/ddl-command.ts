@@ -1,8 +1,8 @@
 /** `spade ddl`: CREATE TABLE statements for a table config. */
 import { readConfigText } from '../../worker/transform/config-source.js';
 import { parseTableConfig } from '../../worker/transform/schema.js';
-import { UsageError } from '../cli/errors.js';
-import { createTableSql } from './ddl.js';
+import { UsageError } from './errors.js';
+import { createTableSql } from '../../worker/warehouse/ddl.js';
 
 export async function ddlCommand(opts: {
   config: string;
