@@ -126,7 +126,8 @@ class ChunkBuffers {
 /** Hands chunks to the threads that ask for one; see spreadInputs. */
 class ChunkDispatcher {
   private readonly asking: MessagePort[] = [];
-  private wake: (() => void) | null = null;
+  /** Readers waiting for a thread to ask. */
+  private readonly waiting: (() => void)[] = [];
   private ended = false;
   failure: unknown = null;
 
@@ -152,9 +153,7 @@ class ChunkDispatcher {
   }
 
   private notify(): void {
-    const wake = this.wake;
-    this.wake = null;
-    wake?.();
+    for (const wake of this.waiting.splice(0)) wake();
   }
 
   /** Waits for a thread that asks, then moves the chunk to it. Throws once a task failed. */
@@ -166,7 +165,7 @@ class ChunkDispatcher {
         port.postMessage(chunk, [chunk.data]);
         return;
       }
-      await new Promise<void>((resolve) => (this.wake = resolve));
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
     }
   }
 
@@ -304,9 +303,19 @@ async function sendInput(
 }
 
 /**
- * Transforms `inputs`, one after another, spread over every thread of the
- * pool (one `chunks` task per thread, `taskFor(i)` giving each its output).
- * Returns the tasks' results merged into one, with the damaged inputs.
+ * Inputs read at once, at most: each has its own gunzip (on libuv's thread
+ * pool, 4 threads by default), so several files are inflated in parallel
+ * where one reader would be the ceiling (see BENCHMARKS.md); the main thread
+ * only cuts and copies. Each reader holds at most one chunk being cut and
+ * one waiting for a thread.
+ */
+const CONCURRENT_READERS = 4;
+
+/**
+ * Transforms `inputs` spread over every thread of the pool (one `chunks` task
+ * per thread, `taskFor(i)` giving each its output), up to CONCURRENT_READERS
+ * of them read at once. Returns the tasks' results merged into one, with the
+ * damaged inputs.
  */
 export async function spreadInputs(
   pool: TransformPool,
@@ -327,18 +336,24 @@ export async function spreadInputs(
       throw err;
     }),
   );
-  const inputErrors: DamagedInput[] = [];
+  const damage: (DamagedInput | null)[] = [];
   let readFailure: unknown = null;
-  try {
-    for (const input of inputs) {
-      const damage = await sendInput(input, chunkBytes, dispatcher);
-      if (damage) inputErrors.push(damage);
+  let next = 0;
+  const reader = async (): Promise<void> => {
+    while (next < inputs.length && readFailure === null) {
+      const i = next++;
+      try {
+        damage[i] = await sendInput(inputs[i]!, chunkBytes, dispatcher);
+      } catch (err) {
+        readFailure ??= err;
+        // The other readers stop at their next chunk.
+        dispatcher.fail(err);
+      }
     }
-  } catch (err) {
-    readFailure = err;
-  } finally {
-    dispatcher.end();
-  }
+  };
+  await Promise.all(Array.from({ length: Math.min(inputs.length, CONCURRENT_READERS) }, reader));
+  dispatcher.end();
+  const inputErrors = damage.filter((d): d is DamagedInput => d !== null && d !== undefined);
   const settled = await Promise.allSettled(tasks);
   dispatcher.close();
   for (const s of settled) if (s.status === 'rejected') throw s.reason;
