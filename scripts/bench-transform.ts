@@ -5,16 +5,29 @@
  * the decode-only floor (gunzip + outer JSON.parse + base64 + payload
  * JSON.parse), and the full transform with 1 and 2 threads: events/s, MB/s of
  * input, peak RSS, and the cores each run kept busy (its process's CPU time
- * over its wall time); `--rounds N` (default 3) repeats the three and reports
- * medians. The transform's output goes to `--out-dir` (default: /dev/shm when
+ * over its wall time). Two cases: the corpus's files as they are (many files,
+ * one per task), and the same lines as ONE gzip file (its files' gzip members
+ * concatenated; spread over the threads in chunks, worker/pool/spread.ts),
+ * plus the one-core gunzip speed of that file (the single-file ceiling: one
+ * reader inflates it for every thread). `--rounds N` (default 3) repeats the
+ * runs and reports medians; `--cases multi,single` picks the cases. The transform's output goes to `--out-dir` (default: /dev/shm when
  * there is one, else the temp dir) and is removed after each run.
  */
 import { execFileSync } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  appendFileSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, gunzipSync } from 'node:zlib';
 import { LocalStore } from '../worker/store/local.js';
 import { arg, positiveNumber } from './bench/args.js';
 import { parseTableConfig } from '../worker/transform/schema.js';
@@ -83,6 +96,19 @@ async function child(): Promise<void> {
     ({ events, bytes } = await decodeFloor(files));
     secs = Number(process.hrtime.bigint() - started) / 1e9;
     cpu = process.cpuUsage(cpuAtStart);
+  } else if (mode === 'gunzip') {
+    // As the single-file reader inflates (worker/pool/spread.ts), without the cutting.
+    const { decodedChunks } = await import('../worker/input/lines.js');
+    const { openUrl } = await import('../worker/pool/open-url.js');
+    const { READER_GUNZIP_OUTPUT_BYTES, READER_READ_BYTES } = await import('../worker/pool/spread.js');
+    events = 0;
+    bytes = 0;
+    for (const f of files) {
+      const raw = await openUrl(f, READER_READ_BYTES);
+      for await (const chunk of decodedChunks(raw, { outputBytes: READER_GUNZIP_OUTPUT_BYTES })) bytes += chunk.length;
+    }
+    secs = Number(process.hrtime.bigint() - started) / 1e9;
+    cpu = process.cpuUsage(cpuAtStart);
   } else {
     const { transformCommand } = await import('../worker/cli/transform.js');
     const { eventTotals } = await import('../worker/transform/outcomes.js');
@@ -141,14 +167,35 @@ async function main(): Promise<void> {
   const files = listFiles(corpus);
   const gz = files.reduce((s, f) => s + statSync(f).size, 0);
   process.stdout.write(`corpus: ${files.length} files, ${(gz / 1e6).toFixed(0)} MB gzip\n`);
+  // The single-file case: the corpus's lines as one file (gzip members concatenated, as
+  // `cat *.gz` makes), the corpus repeated until the file holds --single-mb MB of edge lines.
+  const singleMb = positiveNumber('single-mb', 200);
+  const single = `${corpus}-single-${singleMb}mb`;
+  if (!existsSync(join(single, '.complete'))) {
+    rmSync(single, { recursive: true, force: true });
+    mkdirSync(single, { recursive: true });
+    let lineBytes = 0;
+    while (lineBytes < singleMb * 1e6) {
+      for (const f of files) {
+        const gzBytes = readFileSync(f);
+        appendFileSync(join(single, 'all.log.gz'), gzBytes);
+        lineBytes += gunzipSync(gzBytes).length;
+      }
+    }
+    execFileSync('touch', [join(single, '.complete')]);
+  }
+  process.stdout.write(
+    `single file: ${(statSync(join(single, 'all.log.gz')).size / 1e6).toFixed(0)} MB gzip (${single})\n`,
+  );
   const script = fileURLToPath(import.meta.url);
   const outDir = arg('out-dir', defaultOutDir());
   process.stdout.write(`transform output under ${outDir}\n`);
+  const cases = arg('cases', 'multi,single').split(',');
   type Run = { secs: number; events: number; bytes: number; rssMb: number; cpuSecs: number };
-  const run = (mode: string, threads: number): Run => {
+  const run = (mode: string, threads: number, input: string): Run => {
     const out = execFileSync(
       process.execPath,
-      [script, '--child', mode, '--threads', String(threads), '--input', corpus, '--out-dir', outDir],
+      [script, '--child', mode, '--threads', String(threads), '--input', input, '--out-dir', outDir],
       {
         encoding: 'utf8',
         maxBuffer: 1 << 20,
@@ -156,50 +203,79 @@ async function main(): Promise<void> {
     );
     return JSON.parse(out.trim().split('\n').pop()!) as Run;
   };
-  // This VM's speed drifts by 10-20% over minutes: each round measures the floor and both
+  // This VM's speed drifts by 10-20% over minutes: each round measures the floor and the
   // transforms back to back, and the medians over the rounds are reported.
   const rounds = positiveNumber('rounds', 3);
   const line = (label: string, r: Run): string =>
-    `${label.padEnd(22)} ${(r.events / r.secs / 1000).toFixed(1).padStart(8)} k events/s ${(r.bytes / 1e6 / r.secs).toFixed(1).padStart(7)} MB/s input ` +
+    `${label.padEnd(30)} ${(r.events / r.secs / 1000).toFixed(1).padStart(8)} k events/s ${(r.bytes / 1e6 / r.secs).toFixed(1).padStart(7)} MB/s input ` +
     `${r.secs.toFixed(1).padStart(6)} s  peak RSS ${r.rssMb.toFixed(0)} MB  ${(r.cpuSecs / r.secs).toFixed(2)} cores busy`;
   const median = (xs: number[]): number => {
     const v = [...xs].sort((a, b) => a - b);
     return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
   };
-  const eps = { floor: [] as number[], one: [] as number[], two: [] as number[] };
-  const ratios = { perThread: [] as number[], scaling: [] as number[] };
-  const rss = { one: [] as number[], two: [] as number[] };
-  const cores = { one: [] as number[], two: [] as number[] };
+  /** Per case: events/s, peak RSS and cores busy of each run, by thread count. */
+  const runs = new Map<string, Run[]>();
+  const record = (key: string, label: string, r: Run): Run => {
+    runs.set(key, [...(runs.get(key) ?? []), r]);
+    process.stdout.write(line(`  ${label}`, r) + '\n');
+    return r;
+  };
+  const floors: number[] = [];
+  const gunzipMbps: number[] = [];
   for (let r = 1; r <= rounds; r++) {
     process.stdout.write(`round ${r}/${rounds}\n`);
-    const floor = run('floor', 1);
+    const floor = run('floor', 1, corpus);
     process.stdout.write(line('  decode floor (1 thr)', floor) + '\n');
-    const one = run('transform', 1);
-    process.stdout.write(line('  transform 1 thread', one) + '\n');
-    const two = run('transform', 2);
-    process.stdout.write(line('  transform 2 threads', two) + '\n');
-    const [f, o, t] = [floor, one, two].map((x) => x.events / x.secs) as [number, number, number];
-    eps.floor.push(f);
-    eps.one.push(o);
-    eps.two.push(t);
-    ratios.perThread.push(o / f);
-    ratios.scaling.push(t / o);
-    rss.one.push(one.rssMb);
-    rss.two.push(two.rssMb);
-    cores.one.push(one.cpuSecs / one.secs);
-    cores.two.push(two.cpuSecs / two.secs);
+    floors.push(floor.events / floor.secs);
+    if (cases.includes('multi')) {
+      record('multi-1', `${files.length} files, 1 thread`, run('transform', 1, corpus));
+      record('multi-2', `${files.length} files, 2 threads`, run('transform', 2, corpus));
+    }
+    if (cases.includes('single')) {
+      const g = run('gunzip', 1, single);
+      gunzipMbps.push(g.bytes / 1e6 / g.secs);
+      process.stdout.write(
+        `  ${'gunzip of 1 file (1 core)'.padEnd(30)} ${(g.bytes / 1e6 / g.secs).toFixed(1).padStart(7)} MB/s of edge lines ` +
+          `${g.secs.toFixed(1).padStart(6)} s  (the single-file reader without the cutting)\n`,
+      );
+      record('single-1', '1 file, 1 thread', run('transform', 1, single));
+      record('single-2', '1 file, 2 threads', run('transform', 2, single));
+    }
   }
+  const eps = (key: string): number[] => (runs.get(key) ?? []).map((x) => x.events / x.secs);
   const k = (xs: number[]): string => `${(median(xs) / 1000).toFixed(1)} k events/s`;
-  process.stdout.write(
-    `\nmedians over ${rounds} round(s): floor ${k(eps.floor)}, transform 1 thread ${k(eps.one)}, 2 threads ${k(eps.two)}\n` +
-      `transform/floor per thread: ${median(ratios.perThread).toFixed(2)} (target >= 0.5; rounds ${ratios.perThread.map((x) => x.toFixed(2)).join(' ')})\n` +
-      `2 threads / 1 thread: ${median(ratios.scaling).toFixed(2)} (target >= 1.8; rounds ${ratios.scaling.map((x) => x.toFixed(2)).join(' ')})\n` +
-      `peak RSS: 1 thread ${Math.max(...rss.one).toFixed(0)} MB, 2 threads ${Math.max(...rss.two).toFixed(0)} MB (largest over the rounds)\n` +
-      // One transform thread keeps c > 1 cores busy (zlib, GC and compiler threads):
-      // with N cores, 2 threads can be at most min(2c, N) / c times faster than one.
-      `cores busy: 1 thread ${median(cores.one).toFixed(2)}, 2 threads ${median(cores.two).toFixed(2)} of ${availableParallelism()}` +
-      ` (2 threads can be at most ${(Math.min(2 * median(cores.one), availableParallelism()) / median(cores.one)).toFixed(2)}x one thread here)\n`,
-  );
+  const cpus = availableParallelism();
+  process.stdout.write(`\nmedians over ${rounds} round(s); decode floor ${k(floors)} (1 thread)\n`);
+  for (const c of cases) {
+    const one = runs.get(`${c}-1`) ?? [];
+    const two = runs.get(`${c}-2`) ?? [];
+    if (one.length === 0) continue;
+    const scaling = one.map((o, i) => two[i]!.events / two[i]!.secs / (o.events / o.secs));
+    const coresOne = median(one.map((x) => x.cpuSecs / x.secs));
+    const title =
+      c === 'multi'
+        ? `${files.length} files (one per task)`
+        : '1 file (1 thread: read by that thread; 2 threads: read by the main thread, spread in chunks)';
+    process.stdout.write(
+      `${title}:\n` +
+        `  transform 1 thread ${k(eps(`${c}-1`))}, 2 threads ${k(eps(`${c}-2`))}\n` +
+        `  transform/floor per thread: ${median(eps(`${c}-1`).map((e, i) => e / floors[i]!)).toFixed(2)} (target >= 0.5)\n` +
+        `  2 threads / 1 thread: ${median(scaling).toFixed(2)} (target >= ${c === 'multi' ? '1.8' : '1.6'}; rounds ${scaling.map((x) => x.toFixed(2)).join(' ')})\n` +
+        `  peak RSS: 1 thread ${Math.max(...one.map((x) => x.rssMb)).toFixed(0)} MB, 2 threads ${Math.max(...two.map((x) => x.rssMb)).toFixed(0)} MB (largest over the rounds${c === 'single' ? '; target at 2 threads < 250 MB' : ''})\n` +
+        // One transform thread keeps c > 1 cores busy (zlib, GC and compiler threads):
+        // with N cores, 2 threads can be at most min(2c, N) / c times faster than one.
+        `  cores busy: 1 thread ${coresOne.toFixed(2)}, 2 threads ${median(two.map((x) => x.cpuSecs / x.secs)).toFixed(2)} of ${cpus}` +
+        ` (2 threads can be at most ${(Math.min(2 * coresOne, cpus) / coresOne).toFixed(2)}x one thread here)\n`,
+    );
+  }
+  if (gunzipMbps.length > 0) {
+    // One reader inflates the single file for every thread: past this, more threads add nothing.
+    const bytesPerEvent = median((runs.get('single-1') ?? []).map((x) => x.bytes / x.events));
+    process.stdout.write(
+      `gunzip on one core: ${median(gunzipMbps).toFixed(0)} MB/s of edge lines, a ceiling of ` +
+        `${((median(gunzipMbps) * 1e6) / bytesPerEvent / 1000).toFixed(0)} k events/s for one input spread over any number of threads\n`,
+    );
+  }
 }
 
 main().catch((err: unknown) => {

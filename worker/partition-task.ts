@@ -5,8 +5,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { WrittenFile } from './output/writers.js';
+import { openUrl } from './pool/open-url.js';
 import type { TransformPool } from './pool/pool.js';
-import type { TaskResult } from './pool/thread.js';
+import { filesPerTask, READER_READ_BYTES, spreadInputs } from './pool/spread.js';
+import type { TaskResult, TransformTask } from './pool/thread.js';
 import type { TransformDigest } from './transform/digest.js';
 import { openStore } from './store/location.js';
 import { emptyCounts, mergeCounts } from './transform/outcomes.js';
@@ -70,22 +72,33 @@ export async function runPartition(task: PartitionTask, pool: TransformPool): Pr
   const attempt = task.attempt ?? newAttemptId();
   const edge = openStore(task.edge);
   const output = openStore(task.output);
-  // Enough groups to keep every thread busy, files of a group processed in turn.
-  const groups = groupFiles(task.partition.files, pool.threads);
-  const results = await Promise.all(
-    groups.map((files, i) =>
-      pool.run({
-        settings: task.settings,
-        input: { kind: 'urls', urls: files.map((f) => edge.urlOf(f.key)) },
-        output: {
-          location: task.output,
-          prefix: task.runtag,
-          fileTag: `${task.partition.id}-${attempt}-g${i}`,
-          rotateBytes: task.rotateBytes,
-        },
-      }),
-    ),
-  );
+  const taskOutput = (tag: string): TransformTask['output'] => ({
+    location: task.output,
+    prefix: task.runtag,
+    fileTag: `${task.partition.id}-${attempt}-${tag}`,
+    rotateBytes: task.rotateBytes,
+  });
+  const urls = task.partition.files.map((f) => edge.urlOf(f.key));
+  // Many files: enough groups to keep every thread busy, files of a group
+  // processed in turn. A few (one large file): read here and spread over
+  // every thread in chunks (see filesPerTask).
+  const results = filesPerTask(urls.length, pool.threads)
+    ? await Promise.all(
+        groupFiles(task.partition.files, pool.threads).map((files, i) =>
+          pool.run({
+            settings: task.settings,
+            input: { kind: 'urls', urls: files.map((f) => edge.urlOf(f.key)) },
+            output: taskOutput(`g${i}`),
+          }),
+        ),
+      )
+    : [
+        await spreadInputs(
+          pool,
+          urls.map((url) => ({ source: url, open: () => openUrl(url, READER_READ_BYTES) })),
+          (i) => ({ settings: task.settings, output: taskOutput(`c${i}`) }),
+        ),
+      ];
   // Every group ran with the same settings on this machine, so with one digest.
   const digests = new Set(results.map((r) => r.digest.digest));
   if (digests.size > 1)

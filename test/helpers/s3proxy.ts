@@ -5,9 +5,13 @@
  * to, success-manifest writes, which are held unanswered: that node's partition
  * has written its files and is stuck right before committing them. Listings of
  * chosen prefixes can be made to fail (503 SlowDown, as S3 throttling answers).
+ * has written its files and is stuck right before committing them. With
+ * `writeDelayMs`, the body of every PUT/POST reaches S3 slowly: a slow output
+ * store, for tests of backpressure.
  */
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Transform } from 'node:stream';
 import type { TestContext } from 'node:test';
 
 export interface HeldWrite {
@@ -30,6 +34,8 @@ export interface S3Proxy {
   failLists: Map<string, number>;
   /** Every ListObjectsV2 prefix answered with SlowDown, in order. */
   failedLists: string[];
+  /** Each piece of a PUT/POST body is passed on this many ms after it arrived. */
+  writeDelayMs: number;
   /** Resolves with the first held write. */
   firstHeld(): Promise<HeldWrite>;
 }
@@ -45,6 +51,7 @@ export async function startS3Proxy(t: TestContext, target: string): Promise<S3Pr
     holdSuccess: false,
     failLists: new Map(),
     failedLists: [],
+    writeDelayMs: 0,
     firstHeld: () => (held[0] ? Promise.resolve(held[0]) : new Promise((resolve) => (onHeld = resolve))),
   };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -92,7 +99,11 @@ export async function startS3Proxy(t: TestContext, target: string): Promise<S3Pr
       },
     );
     upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    const delay = proxy.writeDelayMs;
+    if (delay > 0 && (req.method === 'PUT' || req.method === 'POST')) {
+      const slow = new Transform({ transform: (chunk, _enc, cb) => void setTimeout(() => cb(null, chunk), delay) });
+      req.pipe(slow).pipe(upstream);
+    } else req.pipe(upstream);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   proxy.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -5,9 +5,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { decodedChunks } from '../input/lines.js';
-import { createTransformPool, type TransformPool } from '../pool/pool.js';
-import { describeDamagedInput, type DamagedInput, type TaskResult, type TransformTask } from '../pool/thread.js';
+import { openUrl } from '../pool/open-url.js';
+import { createTransformPool } from '../pool/pool.js';
+import { filesPerTask, READER_READ_BYTES, spreadInputs, type SpreadInput } from '../pool/spread.js';
+import { describeDamagedInput, type TaskResult, type TransformTask } from '../pool/thread.js';
 import type { WrittenFile } from '../output/writers.js';
 import {
   checkLineAccounting,
@@ -33,12 +34,9 @@ export interface TransformCommandOptions {
   userIdMapping?: TransformSettings['userIdMapping'];
   /** Exit 0 even when inputs were damaged (they are still listed). */
   acceptDamagedInput?: boolean;
-  /** Where a chunk of stdin is cut (bytes); tests make it small. */
+  /** Where a chunk of an input spread over the threads is cut (bytes); tests make it small. */
   chunkBytes?: number;
 }
-
-/** Matches the line reader's default limit (worker/input/lines.ts). */
-const MAX_LINE_BYTES = 64 * 1024 * 1024;
 
 export interface TransformSummary {
   counts: OutcomeCounts;
@@ -72,17 +70,22 @@ export async function transformCommand(
   });
   const pool = createTransformPool(opts.threads);
   const started = Date.now();
-  const stdinDamage: DamagedInput[] = [];
   try {
-    const results =
+    // Standard input and a few files are read here and spread over every
+    // thread in chunks; many files go one per task (see filesPerTask).
+    const inputs: SpreadInput[] =
       opts.inputs.length > 0
+        ? opts.inputs.map((url) => ({ source: url, open: () => openUrl(url, READER_READ_BYTES) }))
+        : [{ source: 'stdin', open: () => Promise.resolve(stdin) }];
+    const results =
+      opts.inputs.length > 0 && filesPerTask(opts.inputs.length, pool.threads)
         ? await Promise.all(
             opts.inputs.map((url, i) =>
               pool.run({ settings, input: { kind: 'urls', urls: [url] }, output: output(i) }),
             ),
           )
-        : await transformStdin(pool, stdin, settings, output, opts.chunkBytes ?? 16 * 1024 * 1024, stdinDamage);
-    const summary: TransformSummary = { counts: emptyCounts(), files: [], inputErrors: [...stdinDamage], exitCode: 0 };
+        : [await spreadInputs(pool, inputs, (i) => ({ settings, output: output(i) }), { chunkBytes: opts.chunkBytes })];
+    const summary: TransformSummary = { counts: emptyCounts(), files: [], inputErrors: [], exitCode: 0 };
     for (const r of results) {
       mergeCounts(summary.counts, r.counts);
       summary.files.push(...r.files);
@@ -108,80 +111,4 @@ export async function transformCommand(
   } finally {
     await pool.close();
   }
-}
-
-/**
- * Cuts standard input (gzip or plain) into chunks at line ends and hands each
- * to a thread; at most two chunks per thread are in flight, so memory stays
- * flat however long the input is. Damage of a gzip stdin is added to `damaged`.
- */
-async function transformStdin(
-  pool: TransformPool,
-  stdin: Readable,
-  settings: TransformSettings,
-  output: (i: number) => TransformTask['output'],
-  chunkBytes: number,
-  damaged: DamagedInput[],
-): Promise<TaskResult[]> {
-  const results: TaskResult[] = [];
-  const inFlight = new Set<Promise<void>>();
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  let lineNo = 1;
-  let index = 0;
-  let failure: unknown = null;
-
-  const submit = async (buf: Buffer): Promise<void> => {
-    let lines = 0;
-    for (let i = buf.indexOf(10); i !== -1; i = buf.indexOf(10, i + 1)) lines++;
-    const data = new ArrayBuffer(buf.length);
-    new Uint8Array(data).set(buf);
-    const task: TransformTask = {
-      settings,
-      input: { kind: 'chunk', data, source: 'stdin', firstLineNo: lineNo },
-      output: output(index++),
-    };
-    lineNo += lines;
-    const p = pool.run(task).then(
-      (r) => void results.push(r),
-      (err: unknown) => void (failure ??= err),
-    );
-    inFlight.add(p);
-    void p.finally(() => inFlight.delete(p));
-    while (inFlight.size >= pool.threads * 2) await Promise.race(inFlight);
-  };
-
-  let inputError: string | null = null;
-  let bytesRead = 0;
-  let linesRead = 0;
-  try {
-    for await (const piece of decodedChunks(stdin)) {
-      if (failure) break;
-      bytesRead += piece.length;
-      for (let i = piece.indexOf(10); i !== -1; i = piece.indexOf(10, i + 1)) linesRead++;
-      pending.push(piece);
-      pendingBytes += piece.length;
-      if (pendingBytes < chunkBytes) continue;
-      const joined = Buffer.concat(pending);
-      // One line longer than a chunk: keep reading until it ends, up to the
-      // thread's line limit; past it the piece goes as is and is quarantined there.
-      let cut = joined.lastIndexOf(10);
-      if (cut === -1 && joined.length < MAX_LINE_BYTES) continue;
-      if (cut === -1) cut = joined.length - 1;
-      await submit(joined.subarray(0, cut + 1));
-      const rest = joined.subarray(cut + 1);
-      pending = rest.length ? [Buffer.from(rest)] : [];
-      pendingBytes = rest.length;
-    }
-  } catch (err) {
-    // Truncated or corrupt gzip on stdin: what was read is still transformed.
-    inputError = (err as Error).message;
-  }
-  // The torn last line counts as read (its thread quarantines it).
-  if (pendingBytes > 0) linesRead += pending[pending.length - 1]!.at(-1) === 10 ? 0 : 1;
-  if (pendingBytes > 0 && !failure) await submit(Buffer.concat(pending));
-  await Promise.all(inFlight);
-  if (failure) throw failure;
-  if (inputError) damaged.push({ source: 'stdin', error: inputError, bytes: bytesRead, lines: linesRead });
-  return results;
 }

@@ -50,6 +50,18 @@ export const FEED_BYTES = 64 * 1024;
 export const DECODE_BYTES = 64 * 1024;
 
 /**
+ * zlib's output buffer, by default: larger than one piece inflates to (edge logs
+ * compress 5-9:1), so a piece is mostly one thread-pool round trip, not one per
+ * chunkSize of output (see FEED_BYTES).
+ */
+export const GUNZIP_OUTPUT_BYTES = 1024 * 1024;
+
+export interface GunzipOptions {
+  /** zlib's output buffer (chunkSize); GUNZIP_OUTPUT_BYTES by default. */
+  outputBytes?: number;
+}
+
+/**
  * The bytes of `raw`, gunzipped when they start with the gzip magic (1f 8b).
  * Concatenated gzip members (`gzip -c a >> f`) and trailing zero padding are
  * handled by zlib. On damage every byte decoded before it is yielded, then the
@@ -58,7 +70,7 @@ export const DECODE_BYTES = 64 * 1024;
  * drops the data still buffered in it, so a slow reader would lose the tail of
  * a truncated file.
  */
-export async function* decodedChunks(raw: Readable): AsyncGenerator<Buffer> {
+export async function* decodedChunks(raw: Readable, opts: GunzipOptions = {}): AsyncGenerator<Buffer> {
   const it = raw[Symbol.asyncIterator]() as AsyncIterator<unknown>;
   let head: Buffer = Buffer.alloc(0);
   try {
@@ -83,7 +95,7 @@ export async function* decodedChunks(raw: Readable): AsyncGenerator<Buffer> {
       yield* all();
       return;
     }
-    yield* gunzipChunks(all());
+    yield* gunzipChunks(all(), opts);
   } finally {
     // Stopping early (consumer gone, error): release the source.
     if (!raw.destroyed) raw.destroy();
@@ -99,10 +111,8 @@ export async function* decodedChunks(raw: Readable): AsyncGenerator<Buffer> {
  * previous write was taken. Known limit (zlib): on corrupt data the output of
  * the failing write (at most FEED_BYTES of input) is lost; truncation loses nothing.
  */
-export async function* gunzipChunks(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  // Output buffer larger than one piece inflates to (edge logs compress 5-9:1), so
-  // a piece is mostly one thread-pool round trip, not one per chunkSize of output.
-  const gunzip = createGunzip({ chunkSize: 1024 * 1024 });
+export async function* gunzipChunks(chunks: AsyncIterable<Buffer>, opts: GunzipOptions = {}): AsyncGenerator<Buffer> {
+  const gunzip = createGunzip({ chunkSize: opts.outputBytes ?? GUNZIP_OUTPUT_BYTES });
   let out: Buffer[] = [];
   let failure: Error | null = null;
   // Flowing mode: each output buffer arrives here as zlib produces it, never parked in the stream's buffer.

@@ -120,6 +120,8 @@ export interface QuarantineRecord {
   source: string;
   lineNo: number;
   reason: string;
+  /** The edge line's uuid, when its edge fields parsed but its payload did not. */
+  uuid?: string;
   text: string;
 }
 
@@ -729,7 +731,13 @@ export class OutputWriters {
 
   /** Appends `{"source","lineNo","reason","text"}` as one JSON line. */
   writeQuarantine(rec: QuarantineRecord): void {
-    const line = JSON.stringify({ source: rec.source, lineNo: rec.lineNo, reason: rec.reason, text: rec.text });
+    const line = JSON.stringify({
+      source: rec.source,
+      lineNo: rec.lineNo,
+      reason: rec.reason,
+      ...(rec.uuid === undefined ? {} : { uuid: rec.uuid }),
+      text: rec.text,
+    });
     if (this.quarantine === null) this.quarantine = this.newSeries('_quarantine/', '.json.gz', { kind: 'quarantine' });
     this.quarantine.appendLine(line);
   }

@@ -1,6 +1,7 @@
 /**
  * The transform thread pool (piscina). The unit of work is large: a group of
- * edge files or a multi-megabyte chunk of stdin, never one event.
+ * edge files, or a stream of multi-megabyte chunks of inputs read on the main
+ * thread (spread.ts), never one event.
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
@@ -27,8 +28,8 @@ export function createTransformPool(threads: number = defaultThreads()): Transfo
     filename: new URL('./thread.js', import.meta.url).href,
     minThreads: threads,
     maxThreads: threads,
-    // No queue limit: queued tasks are descriptions, not data (stdin chunks are
-    // bounded by their producer, which waits for in-flight chunks to finish).
+    // No queue limit: queued tasks are descriptions, not data (chunks are sent
+    // only to a running task that asks for one, see spread.ts).
     idleTimeout: 60_000,
     // V8's young generation per thread (its default is larger) is most of a thread's
     // resident memory. At 24 MB, 2 threads on the benchmark corpus peaked at
@@ -39,8 +40,8 @@ export function createTransformPool(threads: number = defaultThreads()): Transfo
   return {
     threads,
     run(task) {
-      // A chunk's bytes move to the thread instead of being copied.
-      const transferList = task.input.kind === 'chunk' ? [task.input.data] : undefined;
+      // A chunks task's port moves to its thread.
+      const transferList = task.input.kind === 'chunks' ? [task.input.port] : undefined;
       return piscina.run(task, { transferList }) as Promise<TaskResult>;
     },
     progress: () => readProgress(progress),

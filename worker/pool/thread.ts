@@ -1,24 +1,63 @@
 /**
- * Piscina thread entry: runs one transform task (a group of input files or a
- * moved chunk of stdin) from start to end and returns its counts and the
- * files it wrote. Each task writes its own output files (fileTag), so a task
- * knows nothing of other tasks and a retried task never collides with another.
+ * Piscina thread entry: runs one transform task from start to end and returns
+ * its counts and the files it wrote. A task reads either a group of input
+ * files itself (`urls`), or the chunks of one or more inputs that the main
+ * thread reads and cuts at line ends (`chunks`, see spread.ts): it asks for a
+ * chunk, transforms it, asks for the next, until told the inputs are done, so
+ * a free thread is the one that gets the next chunk. Each task writes its own
+ * output files (fileTag), so a task knows nothing of other tasks and a retried
+ * task never collides with another.
  */
-import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { threadId, workerData } from 'node:worker_threads';
+import { threadId, workerData, type MessagePort } from 'node:worker_threads';
 import { OutputWriters, type WrittenFile } from '../output/writers.js';
-import { openStore, parseS3Url } from '../store/location.js';
-import type { ObjectStore } from '../store/objectstore.js';
 import type { OutcomeCounts } from '../transform/outcomes.js';
 import { EventProcessor } from '../transform/processor.js';
 import type { TransformDigest } from '../transform/digest.js';
 import { prepareTransform, type TransformSettings } from '../transform/setup.js';
-import { transformStream } from './input.js';
+import { transformStream, type InputProgress } from './input.js';
+import { openUrl, storeFor } from './open-url.js';
 import { PROGRESS_SLOTS, type ProgressSlot } from './progress.js';
 
-export type TaskInput =
-  { kind: 'urls'; urls: string[] } | { kind: 'chunk'; data: ArrayBuffer; source: string; firstLineNo: number };
+export type TaskInput = { kind: 'urls'; urls: string[] } | { kind: 'chunks'; port: MessagePort };
+
+/**
+ * A piece of an input, sent by the main thread's reader in answer to a
+ * thread's ChunkRequest on the task's port (`null`: no more input).
+ */
+export interface InputChunk {
+  /** The input's URL or path as read (`stdin` for standard input). */
+  source: string;
+  /**
+   * Its first `length` bytes: decompressed complete lines, each ending in LF
+   * (the last line of the input may lack it). Moved, not copied, to the
+   * thread, which moves it back with its next request (see ChunkRequest).
+   */
+  data: ArrayBuffer;
+  length: number;
+  /** The input's line number of the first line of `data`. */
+  firstLineNo: number;
+  /**
+   * The line after `data` that the reader could not deliver whole: torn by
+   * damage at the end of the input, or longer than the line limit. `text` is
+   * its first MiB, `bytes` its full length as read.
+   */
+  bad?: { reason: 'truncated_input' | 'line_too_long'; text: string; bytes: number };
+  /** This is the input's last chunk (for the progress count of finished inputs). */
+  last?: boolean;
+}
+
+/**
+ * A thread asks for the next chunk and gives back the buffer of the one it
+ * finished, for the reader to fill again. Returned rather than left to this
+ * thread's GC: a chunk outlives a few young-generation collections while it is
+ * transformed, so its buffer is promoted and would be freed only by a full
+ * collection; with 2 threads, dead 4 MiB buffers waiting for one added ~60 MB
+ * to peak RSS (the same made the former stdin chunks double it).
+ */
+export interface ChunkRequest {
+  done?: ArrayBuffer;
+}
 
 export interface TransformTask {
   settings: TransformSettings;
@@ -54,27 +93,6 @@ export interface TaskResult {
   inputErrors: DamagedInput[];
   /** What the rows were made with (see transform/digest.ts). */
   digest: TransformDigest;
-}
-
-const stores = new Map<string, ObjectStore>();
-function storeFor(location: string): ObjectStore {
-  let store = stores.get(location);
-  if (store === undefined) {
-    store = openStore(location);
-    stores.set(location, store);
-  }
-  return store;
-}
-
-/** Opens a local path or an s3:// object URL as a byte stream. */
-async function openUrl(url: string): Promise<Readable> {
-  if (url.startsWith('s3://')) {
-    const { bucket, prefix } = parseS3Url(url);
-    return storeFor(`s3://${bucket}`).read(prefix);
-  }
-  // Opened before streaming so a missing file fails the task instead of reading as empty.
-  const handle = await open(url.startsWith('file://') ? new URL(url) : url);
-  return handle.createReadStream({ highWaterMark: 1 << 20 });
 }
 
 const progressView: Float64Array | null =
@@ -113,19 +131,47 @@ export default async function runTask(task: TransformTask): Promise<TaskResult> 
         report(2, 1);
       }
     } else {
-      const { data, source, firstLineNo } = task.input;
-      const chunk = Readable.from([Buffer.from(data)]);
-      const res = await transformStream(chunk, source, processor, writers, {
-        progress,
-        firstLineNo,
-        alreadyDecoded: true,
-      });
-      if (res.inputError) inputErrors.push({ source, error: res.inputError, bytes: res.bytes, lines: res.lines });
+      // The reader reports damaged inputs itself: it is the one that saw the damage.
+      await transformChunks(task.input.port, processor, writers, progress);
     }
     const files = await writers.close();
     return { counts: processor.counts, files, inputErrors, digest: prepared.digest };
   } catch (err) {
     await writers.abort().catch(() => undefined);
     throw err;
+  }
+}
+
+/** Asks for chunks on `port` and transforms each, until the reader answers `null`. */
+async function transformChunks(
+  port: MessagePort,
+  processor: EventProcessor,
+  writers: OutputWriters,
+  progress: InputProgress,
+): Promise<void> {
+  const next = (done?: ArrayBuffer): Promise<InputChunk | null> =>
+    new Promise((resolve) => {
+      port.once('message', resolve);
+      const request: ChunkRequest = { done };
+      port.postMessage(request, done ? [done] : []);
+    });
+  try {
+    for (let chunk = await next(); chunk !== null; chunk = await next(chunk.data)) {
+      const { source, firstLineNo, bad } = chunk;
+      const lines = Readable.from([Buffer.from(chunk.data, 0, chunk.length)]);
+      const res = await transformStream(lines, source, processor, writers, {
+        progress,
+        firstLineNo,
+        alreadyDecoded: true,
+      });
+      if (bad) {
+        processor.badLine(source, firstLineNo + res.lines, bad.reason, bad.text);
+        processor.counts.inputBytes += bad.bytes;
+        progress(bad.bytes, 1);
+      }
+      if (chunk.last) report(2, 1);
+    }
+  } finally {
+    port.close();
   }
 }

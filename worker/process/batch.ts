@@ -95,8 +95,8 @@ export class Batch {
   /** Files and counts of the pool tasks that transformed this batch's input files (file mode). */
   private readonly taskFiles: WrittenFile[] = [];
   private readonly taskCounts = emptyCounts();
-  /** Pool tasks still running; a batch is committed or dropped only once none is. */
-  private readonly running = new Set<Promise<void>>();
+  /** Pool tasks still running, with the threads each takes; a batch is committed or dropped only once none is. */
+  private readonly running = new Map<Promise<void>, number>();
   private nextTask = 0;
   /** Input keys of the running tasks. */
   private readonly inFlight = new Set<string>();
@@ -187,6 +187,8 @@ export class Batch {
     }>,
     onSettled: () => void,
     onFailed: (keys: string[], reason: string) => void,
+    /** Threads the task takes (all of the pool's for inputs spread over them). */
+    threads = 1,
   ): void {
     for (const k of keys) this.inFlight.add(k);
     const done = task.then(
@@ -204,7 +206,7 @@ export class Batch {
       this.running.delete(entry);
       onSettled();
     });
-    this.running.add(entry);
+    this.running.set(entry, threads);
   }
 
   /** Input keys taken by this batch and not committed yet: done or in a running task. */
@@ -213,14 +215,16 @@ export class Batch {
     yield* this.inFlight;
   }
 
-  /** Pool tasks in flight. */
+  /** Pool threads taken by this batch's tasks in flight. */
   get runningTasks(): number {
-    return this.running.size;
+    let threads = 0;
+    for (const n of this.running.values()) threads += n;
+    return threads;
   }
 
   /** Waits until no pool task of this batch is running. */
   async settle(): Promise<void> {
-    while (this.running.size > 0) await Promise.all([...this.running]);
+    while (this.running.size > 0) await Promise.all([...this.running.keys()]);
   }
 
   isEmpty(): boolean {

@@ -27,7 +27,10 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { WarehouseAppender } from '../warehouse/append.js';
 import { openWarehouse } from '../warehouse/open.js';
+import { openUrl } from '../pool/open-url.js';
 import { createTransformPool, defaultThreads, type TransformPool } from '../pool/pool.js';
+import { filesPerTask, READER_READ_BYTES, spreadInputs } from '../pool/spread.js';
+import type { TaskResult, TransformTask } from '../pool/thread.js';
 import { openStore } from '../store/location.js';
 import type { ObjectStore } from '../store/objectstore.js';
 import { readConfigText } from '../transform/config-source.js';
@@ -364,11 +367,51 @@ export class ContinuousProcessor {
   /**
    * Hands pending files to the pool as one task per free thread. With a backlog
    * each task gets up to TASK_INPUT_BYTES of input; otherwise the files are
-   * spread evenly over the free threads.
+   * spread evenly over the free threads. A few files found while every thread
+   * is free (one large file, typically) are read here and spread over all the
+   * threads in chunks instead, so that one file uses the whole machine (see
+   * filesPerTask).
    */
   private async dispatch(freeThreads: number): Promise<void> {
     const batch = (this.batch ??= await this.openBatch('files'));
     const store = (this.follower as InputFollower).store;
+    const output = (): TransformTask['output'] => ({
+      location: this.opts.output,
+      prefix: batch.runtag,
+      fileTag: batch.taskTag(),
+      rotateBytes: this.rotateBytes,
+    });
+    const track = (group: FoundFile[], task: Promise<TaskResult>, threads: number): void =>
+      batch.track(
+        group.map((f) => f.key),
+        task.then((res) => {
+          for (const e of res.inputErrors)
+            this.log(
+              'warn',
+              `${e.source} is damaged; kept its complete lines (${e.bytes} bytes, ${e.lines} lines read): ${e.error}`,
+            );
+          return res;
+        }),
+        () => this.wake(),
+        (keys, reason) => this.taskFailed(keys, reason),
+        threads,
+      );
+    const spread =
+      freeThreads === this.threads &&
+      !filesPerTask(this.pending.length, this.threads) &&
+      !this.pending.some((f) => this.failedReads.has(f.key));
+    if (spread) {
+      const group = this.pending.splice(0);
+      const urls = group.map((f) => store.urlOf(f.key));
+      const inputs = urls.map((url) => ({ source: url, open: () => openUrl(url, READER_READ_BYTES) }));
+      const pool = this.pool as TransformPool;
+      track(
+        group,
+        spreadInputs(pool, inputs, () => ({ settings: this.settings, output: output() })),
+        this.threads,
+      );
+      return;
+    }
     const backlog = this.pending.reduce((n, f) => n + f.size, 0);
     const perTask = Math.max(1, Math.min(TASK_INPUT_BYTES, Math.ceil(backlog / freeThreads)));
     for (let t = 0; t < freeThreads && this.pending.length > 0; t++) {
@@ -386,26 +429,9 @@ export class ContinuousProcessor {
       const task = (this.pool as TransformPool).run({
         settings: this.settings,
         input: { kind: 'urls', urls: group.map((f) => store.urlOf(f.key)) },
-        output: {
-          location: this.opts.output,
-          prefix: batch.runtag,
-          fileTag: batch.taskTag(),
-          rotateBytes: this.rotateBytes,
-        },
+        output: output(),
       });
-      batch.track(
-        group.map((f) => f.key),
-        task.then((res) => {
-          for (const e of res.inputErrors)
-            this.log(
-              'warn',
-              `${e.source} is damaged; kept its complete lines (${e.bytes} bytes, ${e.lines} lines read): ${e.error}`,
-            );
-          return res;
-        }),
-        () => this.wake(),
-        (keys, reason) => this.taskFailed(keys, reason),
-      );
+      track(group, task, 1);
     }
   }
 

@@ -25,7 +25,7 @@ export interface RowSink {
     uuid?: string,
   ): void;
   writeNonTracked(event: string, properties: unknown): void;
-  writeQuarantine(rec: { source: string; lineNo: number; reason: string; text: string }): void;
+  writeQuarantine(rec: { source: string; lineNo: number; reason: string; uuid?: string; text: string }): void;
 }
 
 /** What `spade parse` reports per event (SPEC section 5). */
@@ -64,6 +64,9 @@ interface TableState {
   skipped: number;
 }
 
+/** The event name `spade parse` gives a line whose payload did not decode (Go Spade's). */
+export const UNKNOWN_EVENT = 'Unknown';
+
 export class EventProcessor {
   private readonly tallies: OutcomeCounts = emptyCounts();
   private readonly pending: Promise<void>[] = [];
@@ -100,11 +103,22 @@ export class EventProcessor {
     return this.tallies;
   }
 
-  /** A line the reader could not deliver whole (too long, torn by truncated input). */
-  badLine(source: string, lineNo: number, reason: string, text: string): void {
+  /**
+   * A malformed line: one the reader could not deliver whole (too long, torn
+   * by truncated input) or one that did not decode. `uuid` is the edge
+   * line's, when its edge fields parsed but its payload did not: such a line
+   * is reported as Go Spade did, as event `Unknown`, version 0, with that uuid,
+   * and its quarantine record carries the uuid.
+   */
+  badLine(source: string, lineNo: number, reason: string, text: string, uuid?: string): void {
     addMalformed(this.tallies, reason);
-    this.sink.writeQuarantine({ source, lineNo, reason, text });
-    this.opts.onParsed?.({ event: '', version: 0, uuid: '', outcome: 'malformed', reason, lineNo });
+    if (uuid === undefined) {
+      this.sink.writeQuarantine({ source, lineNo, reason, text });
+      this.opts.onParsed?.({ event: '', version: 0, uuid: '', outcome: 'malformed', reason, lineNo });
+      return;
+    }
+    this.sink.writeQuarantine({ source, lineNo, reason, uuid, text });
+    this.opts.onParsed?.({ event: UNKNOWN_EVENT, version: 0, uuid, outcome: 'malformed', reason, lineNo });
   }
 
   /** Processes complete lines; returns a promise only when some row awaits a remote user-id lookup. */
@@ -144,7 +158,8 @@ export class EventProcessor {
       }
     } catch (err) {
       const reason = err instanceof MalformedInput ? err.reason : 'internal_error';
-      this.badLine(source, lineNo, reason, line);
+      // Set once the edge fields parsed: only the payload was bad.
+      this.badLine(source, lineNo, reason, line, edge?.uuid);
       return;
     }
     counts.lines++;

@@ -233,7 +233,60 @@ test('spade parse prints the SPEC objects for the fixtures', async () => {
   const multi = objs.slice(1, -1);
   assert.ok(multi.length >= 2);
   multi.forEach((o, i) => assert.equal(o.uuid, `uuid1-${i}`));
-  assert.deepEqual(objs.at(-1), { event: '', version: 0, uuid: '', outcome: 'malformed', reason: 'bad_payload_json' });
+  // Its edge fields parse, its payload does not: Go Spade's `Unknown` event with the edge uuid.
+  assert.deepEqual(objs.at(-1), {
+    event: 'Unknown',
+    version: 0,
+    uuid: 'uuid1',
+    outcome: 'malformed',
+    reason: 'bad_payload_json',
+  });
+});
+
+test('a line whose payload is not base64 or not JSON keeps its edge uuid in spade parse and in quarantine', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'spade-transform-'));
+  const lines = [
+    edge('uuid-bad-base64', null, 'not*base64!'),
+    edge('uuid-not-json', null, Buffer.from('{"event": "login", "prop').toString('base64')),
+    edge('uuid-not-object', null, Buffer.from('"just a string"').toString('base64')),
+    '{"clientIp": "1.2.3.4", "receivedAt": "broken',
+    edge('uuid-good', { event: 'login', properties: { login: 'u' } }),
+  ];
+  const input = lines.join('\n') + '\n';
+  const parsed = await runSpade(['parse', '--config', DEMO_CONFIG], {}, input);
+  assert.equal(parsed.code, 0, parsed.stderr);
+  const objs = parsed.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(objs.slice(0, 4), [
+    { event: 'Unknown', version: 0, uuid: 'uuid-bad-base64', outcome: 'malformed', reason: 'bad_base64' },
+    { event: 'Unknown', version: 0, uuid: 'uuid-not-json', outcome: 'malformed', reason: 'bad_payload_json' },
+    { event: 'Unknown', version: 0, uuid: 'uuid-not-object', outcome: 'malformed', reason: 'bad_payload_shape' },
+    // Not even the edge line parsed: no uuid to keep.
+    { event: '', version: 0, uuid: '', outcome: 'malformed', reason: 'bad_json' },
+  ]);
+  assert.equal(objs[4]!.uuid, 'uuid-good');
+
+  const out = join(dir, 'out');
+  const res = await runSpade(['transform', '--config', DEMO_CONFIG, '--out', out, '--threads', '1'], {}, input);
+  assert.equal(res.code, 0, res.stderr);
+  // The outcome counts are as before: four malformed lines.
+  assert.match(res.stderr, /lines 5, decoded 1, filtered 0, malformed 4 /);
+  const records = gzLines(listFiles(out).filter((f) => f.includes('_quarantine'))).map(
+    (l) => JSON.parse(l) as Record<string, unknown>,
+  );
+  assert.deepEqual(
+    records.map((r) => [r.lineNo, r.reason, r.uuid]),
+    [
+      [1, 'bad_base64', 'uuid-bad-base64'],
+      [2, 'bad_payload_json', 'uuid-not-json'],
+      [3, 'bad_payload_shape', 'uuid-not-object'],
+      [4, 'bad_json', undefined],
+    ],
+  );
+  assert.deepEqual(Object.keys(records[0]!), ['source', 'lineNo', 'reason', 'uuid', 'text']);
+  assert.equal(records[0]!.text, lines[0]);
 });
 
 test('a config error is one line and exit code 1', async () => {
