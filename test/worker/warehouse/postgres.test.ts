@@ -152,7 +152,8 @@ test('PostgreSQL warehouse', { timeout: 300_000 }, async (t) => {
       assert.equal(result.status, 'failed');
       assert.match(result.error ?? '', /physical\.ev/);
       assert.match(result.error ?? '', /run\/ev\/v1\/big\.gz/);
-      assert.match(result.error ?? '', /terminat/i);
+      // The server's message, or the socket's when the rest of the file is written first to the dead connection.
+      assert.match(result.error ?? '', /terminat|ECONNRESET|EPIPE/i);
       assert.deepEqual(await contents(server, db), before);
 
       // A fresh connection replaces the dead one.
