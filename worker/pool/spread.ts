@@ -37,12 +37,16 @@ export const CHUNK_BYTES = 2 * 1024 * 1024;
  * this size instead of the transform threads' 1 MiB (lines.ts, open-url.ts).
  * The main thread allocates almost no JS objects, so V8 rarely collects there
  * and dead Buffers wait for its external-memory limit (~64 MB) to trigger a
- * full collection; small Buffers are cheaper to hold and to reuse. Measured on
- * the benchmark's single file with 2 threads, on a loaded machine: peak RSS 264
- * MB with 1 MiB pieces, 241 MB with these, in the same time.
+ * full collection; smaller Buffers are cheaper to hold and to reuse, but each
+ * piece costs a zlib callback on the main thread, which shares the cores with
+ * the transform threads. Measured on the benchmark's single file (276 MB of
+ * edge lines) with 2 threads on a quiet 2-core machine, 3 runs each: 64/32 KiB
+ * 3.29-3.54 s, peak RSS 227-236 MB (zlib callbacks were 8% of the main
+ * thread's samples); 128/128 KiB 3.05-3.30 s, 221-248 MB; 256/256 KiB
+ * 2.90-2.94 s, 226-239 MB; 1/1 MiB 2.95-3.05 s but 280-298 MB.
  */
-export const READER_READ_BYTES = 64 * 1024;
-export const READER_GUNZIP_OUTPUT_BYTES = 32 * 1024;
+export const READER_READ_BYTES = 256 * 1024;
+export const READER_GUNZIP_OUTPUT_BYTES = 256 * 1024;
 /** Decoded bytes between two young-generation collections of the reader's thread (see young-gc.ts). */
 const READER_COLLECT_BYTES = 4 * 1024 * 1024;
 
