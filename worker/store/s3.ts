@@ -7,6 +7,7 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
   PutObjectCommand,
   S3Client,
   type S3ClientConfig,
@@ -88,46 +89,16 @@ export class S3Store implements ObjectStore {
   }
 
   async *list(prefix: string): AsyncIterable<StoredObject> {
-    if (prefix.startsWith('/')) throw new Error(`invalid list prefix ${JSON.stringify(prefix)}: must be relative`);
-    const fullPrefix = this.prefix === '' ? prefix : `${this.prefix}/${prefix}`;
-    const strip = this.prefix === '' ? 0 : this.prefix.length + 1;
-    let token: string | undefined;
-    do {
-      let page;
-      try {
-        page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: fullPrefix, ContinuationToken: token }),
-        );
-      } catch (err) {
-        throw s3Error('ListObjectsV2', `s3://${this.bucket}/${fullPrefix}`, err);
-      }
+    for await (const { page, strip } of this.pages(prefix)) {
       for (const obj of page.Contents ?? []) {
         if (obj.Key === undefined) continue;
         yield { key: obj.Key.slice(strip), size: obj.Size ?? 0, lastModified: obj.LastModified ?? new Date(0) };
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token !== undefined);
+    }
   }
 
   async *listLevel(prefix: string): AsyncIterable<StoredObject | StoredPrefix> {
-    if (prefix.startsWith('/')) throw new Error(`invalid list prefix ${JSON.stringify(prefix)}: must be relative`);
-    const fullPrefix = this.prefix === '' ? prefix : `${this.prefix}/${prefix}`;
-    const strip = this.prefix === '' ? 0 : this.prefix.length + 1;
-    let token: string | undefined;
-    do {
-      let page;
-      try {
-        page = await this.client.send(
-          new ListObjectsV2Command({
-            Bucket: this.bucket,
-            Prefix: fullPrefix,
-            Delimiter: '/',
-            ContinuationToken: token,
-          }),
-        );
-      } catch (err) {
-        throw s3Error('ListObjectsV2', `s3://${this.bucket}/${fullPrefix}`, err);
-      }
+    for await (const { page, strip } of this.pages(prefix, '/')) {
       // A page holds objects and sub-prefixes in two sorted lists: merged back into key order.
       const entries: (StoredObject | StoredPrefix)[] = [];
       for (const obj of page.Contents ?? []) {
@@ -139,6 +110,33 @@ export class S3Store implements ObjectStore {
       const nameOf = (e: StoredObject | StoredPrefix): string => ('key' in e ? e.key : e.prefix);
       entries.sort((a, b) => (nameOf(a) < nameOf(b) ? -1 : nameOf(a) > nameOf(b) ? 1 : 0));
       yield* entries;
+    }
+  }
+
+  /** The ListObjectsV2 pages under `prefix` (relative to the store's), and how much of each key is the store's prefix. */
+  private async *pages(
+    prefix: string,
+    delimiter?: string,
+  ): AsyncIterable<{ page: ListObjectsV2CommandOutput; strip: number }> {
+    if (prefix.startsWith('/')) throw new Error(`invalid list prefix ${JSON.stringify(prefix)}: must be relative`);
+    const fullPrefix = this.prefix === '' ? prefix : `${this.prefix}/${prefix}`;
+    const strip = this.prefix === '' ? 0 : this.prefix.length + 1;
+    let token: string | undefined;
+    do {
+      let page: ListObjectsV2CommandOutput;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: fullPrefix,
+            Delimiter: delimiter,
+            ContinuationToken: token,
+          }),
+        );
+      } catch (err) {
+        throw s3Error('ListObjectsV2', `s3://${this.bucket}/${fullPrefix}`, err);
+      }
+      yield { page, strip };
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
   }
