@@ -79,6 +79,8 @@ export function prng(seed: number): () => number {
 }
 
 const BIG = '\u0001big:';
+/** BIG as JSON.stringify writes it. */
+const BIG_ESCAPED = JSON.stringify(BIG).slice(1, -1);
 
 function propertyValue(transformer: string, width: number | undefined, rnd: () => number, timeSec: number): unknown {
   switch (transformer) {
@@ -120,8 +122,9 @@ function payloadJson(event: string, schema: TableSchema | undefined, rnd: () => 
     }
   }
   props.time = timeSec - Math.floor(rnd() * 5);
+  // JSON.stringify writes the marker's control character as the escape `\u0001`.
   const text = JSON.stringify({ event, properties: props });
-  return text.includes(BIG) ? text.replace(/"\\u0001big:(-?\d+)"/g, '$1') : text;
+  return text.includes(BIG_ESCAPED) ? text.replace(/"\\u0001big:(-?\d+)"/g, '$1') : text;
 }
 
 function edgeLine(receivedAtSec: number, uuid: string, data: string, ip: string): string {

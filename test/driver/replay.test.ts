@@ -63,6 +63,19 @@ test('replay into PostgreSQL from s3rver', async (t0) => {
       );
       assert.match(res.stdout, /login\s+loaded/);
       assert.match(res.stdout, /video_play\s+loaded/);
+      // The generator writes ~10% of bigint ids above 2^53 (9007199254740993 + n, n < 1e6): each arrives exactly.
+      const [ids] = await world.query<{ big: number; odd: number; nulls: number; n: number }>(
+        `SELECT count(*) FILTER (WHERE user_id > 9007199254740992)::int AS big,
+                count(*) FILTER (WHERE user_id > 9007199254740992 AND user_id % 2 = 1)::int AS odd,
+                count(*) FILTER (WHERE user_id IS NULL)::int AS nulls, count(*)::int AS n
+           FROM physical.login WHERE time BETWEEN $1 AND $2`,
+        [START, END],
+      );
+      assert.ok(ids!.big > ids!.n * 0.05, `ids above 2^53: ${JSON.stringify(ids)}`);
+      // Rounded through a double they would all be even; exact, about half are odd.
+      assert.ok(ids!.odd > ids!.big * 0.3, `odd ids above 2^53: ${JSON.stringify(ids)}`);
+      // 2% of properties are absent (a skipped column); nothing else turns an id into NULL.
+      assert.ok(ids!.nulls < ids!.n * 0.05, `NULL ids: ${JSON.stringify(ids)}`);
     },
   );
 
