@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -14,6 +14,7 @@ import { test } from 'node:test';
 import { createGzip, constants as zlibConstants, gunzipSync, gzipSync } from 'node:zlib';
 import { transformCommand } from '../../../worker/cli/transform.js';
 import { repoRoot } from '../../helpers/fixtures.js';
+import { listFiles } from '../../helpers/list-files.js';
 import { DEMO_CONFIG, runSpade, SPADE } from '../../helpers/replay-env.js';
 import { startS3Proxy } from '../../helpers/s3proxy.js';
 import { startS3Server } from '../../helpers/s3server.js';
@@ -48,16 +49,6 @@ function corpusLine(i: number): string {
 
 function corpus(lines: number): string {
   return Array.from({ length: lines }, (_, i) => corpusLine(i)).join('\n') + '\n';
-}
-
-function listFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...listFiles(p));
-    else out.push(p);
-  }
-  return out.sort();
 }
 
 const gzLines = (file: string): string[] => gunzipSync(readFileSync(file)).toString('utf8').split('\n').filter(Boolean);

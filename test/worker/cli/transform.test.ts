@@ -4,7 +4,7 @@
  * quarantine, rows in gzip TSV files.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { constants as zlibConstants, gunzipSync, gzipSync } from 'node:zlib';
 import { fixturePath } from '../../helpers/fixtures.js';
+import { listFiles } from '../../helpers/list-files.js';
 import { DEMO_CONFIG, runSpade } from '../../helpers/replay-env.js';
 
 const edge = (uuid: string, payload: unknown, data?: string): string =>
@@ -22,16 +23,6 @@ const edge = (uuid: string, payload: unknown, data?: string): string =>
     data: data ?? Buffer.from(JSON.stringify(payload)).toString('base64'),
     recordversion: 3,
   });
-
-function listFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...listFiles(p));
-    else out.push(p);
-  }
-  return out.sort();
-}
 
 const gzLines = (files: string[]): string[] =>
   files.flatMap((f) => gunzipSync(readFileSync(f)).toString('utf8').split('\n').filter(Boolean));
