@@ -59,6 +59,8 @@ export class UserIdMapper {
   private readonly path: string[];
   private readonly notFoundTtlMs: number;
   private readonly failureTtlMs: number;
+  /** `{login}` stands in the template's path (not its query). */
+  private readonly loginInPath: boolean;
 
   constructor(private readonly opts: UserIdMapperOptions) {
     if (!/^https?:\/\//i.test(opts.urlTemplate) || !opts.urlTemplate.includes('{login}')) {
@@ -74,6 +76,7 @@ export class UserIdMapper {
     this.ids = new LRUCache<string, string>({ max: opts.cacheSize });
     const trimmedPath = opts.jsonPath.trim().replace(/^\.+/, '');
     this.path = trimmedPath === '' ? [] : trimmedPath.split('.');
+    this.loginInPath = (opts.urlTemplate.split(/[?#]/)[0] ?? '').includes('{login}');
     this.notFoundTtlMs = opts.notFoundTtlMs ?? 5 * 60_000;
     this.failureTtlMs = opts.failureTtlMs ?? 10_000;
   }
@@ -134,6 +137,9 @@ export class UserIdMapper {
   }
 
   private async fetchId(login: string): Promise<string | null> {
+    // In a path, `.` and `..` stay dot segments after URL-encoding, and fetch would resolve
+    // them: the lookup would leave the template's path. No user has such a login.
+    if (this.loginInPath && (login === '.' || login === '..')) return this.fail(login, this.notFoundTtlMs, 'notFound');
     this.stats.fetches++;
     const url = this.opts.urlTemplate.split('{login}').join(encodeURIComponent(login));
     let status: number;

@@ -61,6 +61,27 @@ describe('UserIdMapper', () => {
     assert.deepEqual(svc.logins, [login]);
   });
 
+  it('a login that is a dot segment in a path template is not found, without a request', async () => {
+    const paths: string[] = [];
+    const server = createServer((req, res) => {
+      paths.push(req.url!);
+      json(res, '{"data":[{"id":"1"}]}');
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const mapper = mapperFor(`http://127.0.0.1:${port}/v1/users/{login}/profile`);
+    assert.equal(await mapper.lookup('..'), null);
+    assert.equal(await mapper.lookup('.'), null);
+    assert.equal(await mapper.lookup('...'), '1');
+    assert.deepEqual(paths, ['/v1/users/.../profile']);
+    // In a query a dot is just a value.
+    const svc = await userService((_login, _req, res) => json(res, '{"data":[{"id":"2"}]}'));
+    servers.push(svc.server);
+    assert.equal(await mapperFor(svc.url).lookup('..'), '2');
+    assert.deepEqual(svc.logins, ['..']);
+  });
+
   it('keeps ids exact and accepts ids as strings; other values are not found', async () => {
     const bodies: Record<string, string> = {
       big: '{"data":[{"id":9223372036854775807}]}',
