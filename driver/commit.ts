@@ -21,7 +21,8 @@ import type { DamagedInput } from '../worker/pool/thread.js';
 import { ObjectNotFoundError, type ObjectStore } from '../worker/store/objectstore.js';
 import { emptyCounts, mergeCounts, type OutcomeCounts } from '../worker/transform/outcomes.js';
 import type { TransformDigest } from '../worker/transform/digest.js';
-import { loadManifestKey, readJson, successKey, type SuccessManifest } from './manifest.js';
+import { MANIFEST_FRAME_BYTES, manifestEntryBytes } from '../worker/warehouse/redshift-manifest.js';
+import { loadManifestKey, readJson, redshiftManifest, successKey, type SuccessManifest } from './manifest.js';
 import type { Partition } from './partition.js';
 import { ManifestDigestCheck } from './run-digest.js';
 
@@ -34,18 +35,12 @@ const READ_CONCURRENCY = 16;
 export const loadManifestPartKey = (runtag: string, table: string, n: number): string =>
   n === 0 ? loadManifestKey(runtag, table) : `${runtag}/_load/${table}.parts/${String(n).padStart(5, '0')}.manifest`;
 
-// The exact text of manifest.ts `redshiftManifest` (JSON.stringify with indent 1), built a piece at a time.
-const MANIFEST_HEAD = '{\n "entries": [\n';
-const MANIFEST_TAIL = '\n ]\n}\n';
-const EMPTY_MANIFEST = '{\n "entries": []\n}\n';
-const FRAME_BYTES = MANIFEST_HEAD.length + MANIFEST_TAIL.length;
-const manifestEntry = (url: string): string => `  {\n   "url": ${JSON.stringify(url)},\n   "mandatory": true\n  }`;
-
 /** One table's load manifest, written in parts of at most `partBytes` (MANIFEST_PART_BYTES). */
 class TableManifestWriter {
   readonly keys: string[] = [];
   files = 0;
-  entries: string[] = [];
+  urls: string[] = [];
+  /** What `urls` add to the next part's text (manifestEntryBytes). */
   bytes = 0;
 
   constructor(
@@ -57,11 +52,11 @@ class TableManifestWriter {
 
   /** Adds a file; returns a part to write when the current one is full. */
   add(url: string): Promise<void> | null {
-    const entry = manifestEntry(url);
-    const full = this.entries.length > 0 && FRAME_BYTES + this.bytes + entry.length + 2 > this.partBytes;
+    const entryBytes = manifestEntryBytes(url);
+    const full = this.urls.length > 0 && MANIFEST_FRAME_BYTES + this.bytes + entryBytes > this.partBytes;
     const flushing = full ? this.flush() : null;
-    this.entries.push(entry);
-    this.bytes += entry.length + 2;
+    this.urls.push(url);
+    this.bytes += entryBytes;
     this.files++;
     return flushing;
   }
@@ -70,14 +65,14 @@ class TableManifestWriter {
   flush(): Promise<void> {
     const key = loadManifestPartKey(this.runtag, this.table, this.keys.length);
     this.keys.push(key);
-    const text = this.entries.length ? MANIFEST_HEAD + this.entries.join(',\n') + MANIFEST_TAIL : EMPTY_MANIFEST;
-    this.entries = [];
+    const text = redshiftManifest(this.urls);
+    this.urls = [];
     this.bytes = 0;
     return this.store.put(key, text);
   }
 
   async finish(): Promise<void> {
-    if (this.entries.length > 0 || this.keys.length === 0) await this.flush();
+    if (this.urls.length > 0 || this.keys.length === 0) await this.flush();
   }
 }
 
@@ -182,7 +177,7 @@ export async function commitRun(opts: CommitOptions): Promise<CommitResult> {
 async function flushLargest(writers: Map<string, TableManifestWriter>): Promise<number> {
   let largest: TableManifestWriter | null = null;
   for (const w of writers.values()) if (!largest || w.bytes > largest.bytes) largest = w;
-  if (!largest || largest.entries.length === 0) return 0;
+  if (!largest || largest.urls.length === 0) return 0;
   const freed = largest.bytes;
   await largest.flush();
   return freed;
