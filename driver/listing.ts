@@ -25,6 +25,7 @@
  * key order, which the streamed plan (plan.ts) relies on.
  */
 import { byKey, isStoredPrefix, type ObjectStore, type StoredObject } from '../worker/store/objectstore.js';
+import { forEachLimited } from './concurrency.js';
 import { datePrefixes, type ReplayWindow } from './window.js';
 
 export interface EdgeFile {
@@ -151,7 +152,7 @@ export async function streamWindowFiles(
     // Files directly under a date prefix form that prefix's own unit; its
     // sub-prefixes (autoscale groups) are listed as units of their own.
     const subunits: string[][] = dates.map(() => []);
-    await forEachIndex(dates.length, concurrency, async (i) => {
+    await forEachLimited([...dates.keys()], concurrency, async (i) => {
       const date = dates[i]!;
       for await (const entry of retrying(`${store.url}/${date}`, () => listLevel(date), opts)) {
         if (isStoredPrefix(entry)) subunits[i]!.push(entry.prefix);
@@ -162,8 +163,7 @@ export async function streamWindowFiles(
     });
     units = subunits.flat();
   }
-  await forEachIndex(units.length, concurrency, async (i) => {
-    const unit = units[i]!;
+  await forEachLimited(units, concurrency, async (unit) => {
     for await (const obj of retrying(`${store.url}/${unit}`, () => store.list(unit), opts)) await take(unit, obj);
     opts.onProgress?.(listed);
     await sink.unitDone(unit);
@@ -204,22 +204,4 @@ async function* retrying<T extends { key: string } | { prefix: string }>(
       await new Promise((resolve) => setTimeout(resolve, base / 2 + Math.random() * (base / 2)));
     }
   }
-}
-
-/** Runs `fn(0 .. n-1)` with at most `limit` in flight; the first failure stops new ones and is thrown. */
-async function forEachIndex(n: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const lane = async (): Promise<void> => {
-    while (!failed && next < n) {
-      const i = next++;
-      try {
-        await fn(i);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, n) }, lane));
 }

@@ -22,7 +22,7 @@ import { parseTableConfig, type TableSchema } from '../worker/transform/schema.j
 import type { TransformSettings } from '../worker/transform/setup.js';
 import { UsageError } from './cli/errors.js';
 import type { Executor, TaskSummary } from './executors/executor.js';
-import { forEachLimited } from './executors/executor.js';
+import { forEachLimited } from './concurrency.js';
 import { formatBytes } from './format.js';
 import { DEFAULT_LIST_CONCURRENCY } from './listing.js';
 import { RuntagLock } from './lock/runtag-lock.js';

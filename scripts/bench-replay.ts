@@ -28,7 +28,7 @@ import { pipeline } from 'node:stream/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { forEachLimited } from '../driver/executors/executor.js';
+import { forEachLimited } from '../driver/concurrency.js';
 import { successKey, type SuccessManifest } from '../driver/manifest.js';
 import { createTableSql } from '../worker/warehouse/ddl.js';
 import { qualifiedName } from '../worker/warehouse/sql.js';

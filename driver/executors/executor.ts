@@ -53,30 +53,6 @@ export function taskIterator<T>(items: readonly T[] | AsyncIterable<T>): AsyncIt
   return (items as AsyncIterable<T>)[Symbol.asyncIterator]();
 }
 
-/** Runs `fn` over items (an array, or pulled from an async iterable) with at most `limit` in flight. */
-export async function forEachLimited<T>(
-  items: readonly T[] | AsyncIterable<T>,
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  if (!Array.isArray(items)) {
-    const it = taskIterator(items);
-    const lanes = Array.from({ length: Math.max(1, limit) }, async () => {
-      for (let r = await it.next(); !r.done; r = await it.next()) await fn(r.value);
-    });
-    await Promise.all(lanes);
-    return;
-  }
-  let next = 0;
-  const lanes = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await fn(item);
-    }
-  });
-  await Promise.all(lanes);
-}
-
 /**
  * The next free number of a numbered directory under `prefix` (e.g. `<runtag>/_emr/`):
  * a resumed run launches a new step or application for the partitions still missing,

@@ -2,7 +2,8 @@
 import { formatBytes } from '../format.js';
 import { createTransformPool, type TransformPool } from '../../worker/pool/pool.js';
 import { newAttemptId, runPartition } from '../../worker/partition-task.js';
-import { forEachLimited, summarizeTasks, type Executor } from './executor.js';
+import { forEachLimited } from '../concurrency.js';
+import { summarizeTasks, type Executor } from './executor.js';
 
 export const LOCAL_ATTEMPTS = 3;
 

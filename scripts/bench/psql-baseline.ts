@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { forEachLimited } from '../../driver/executors/executor.js';
+import { forEachLimited } from '../../driver/concurrency.js';
 import { qualifiedName } from '../../worker/warehouse/sql.js';
 
 export interface TsvFile {
