@@ -5,9 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { WrittenFile } from './output/writers.js';
-import { openUrl } from './pool/open-url.js';
 import type { TransformPool } from './pool/pool.js';
-import { filesPerTask, READER_READ_BYTES, spreadInputs } from './pool/spread.js';
+import { filesPerTask, spreadInputs, urlInputs } from './pool/spread.js';
 import type { TaskResult, TransformTask } from './pool/thread.js';
 import type { TransformDigest } from './transform/digest.js';
 import { openStore } from './store/location.js';
@@ -92,13 +91,7 @@ export async function runPartition(task: PartitionTask, pool: TransformPool): Pr
           }),
         ),
       )
-    : [
-        await spreadInputs(
-          pool,
-          urls.map((url) => ({ source: url, open: () => openUrl(url, READER_READ_BYTES) })),
-          (i) => ({ settings: task.settings, output: taskOutput(`c${i}`) }),
-        ),
-      ];
+    : [await spreadInputs(pool, urlInputs(urls), (i) => ({ settings: task.settings, output: taskOutput(`c${i}`) }))];
   // Every group ran with the same settings on this machine, so with one digest.
   const digests = new Set(results.map((r) => r.digest.digest));
   if (digests.size > 1)

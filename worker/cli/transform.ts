@@ -5,9 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { openUrl } from '../pool/open-url.js';
 import { createTransformPool } from '../pool/pool.js';
-import { filesPerTask, READER_READ_BYTES, spreadInputs, type SpreadInput } from '../pool/spread.js';
+import { filesPerTask, spreadInputs, urlInputs, type SpreadInput } from '../pool/spread.js';
 import { describeDamagedInput, type TaskResult, type TransformTask } from '../pool/thread.js';
 import type { WrittenFile } from '../output/writers.js';
 import {
@@ -74,9 +73,7 @@ export async function transformCommand(
     // Standard input and a few files are read here and spread over every
     // thread in chunks; many files go one per task (see filesPerTask).
     const inputs: SpreadInput[] =
-      opts.inputs.length > 0
-        ? opts.inputs.map((url) => ({ source: url, open: () => openUrl(url, READER_READ_BYTES) }))
-        : [{ source: 'stdin', open: () => Promise.resolve(stdin) }];
+      opts.inputs.length > 0 ? urlInputs(opts.inputs) : [{ source: 'stdin', open: () => Promise.resolve(stdin) }];
     const results =
       opts.inputs.length > 0 && filesPerTask(opts.inputs.length, pool.threads)
         ? await Promise.all(

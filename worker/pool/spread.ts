@@ -19,6 +19,7 @@ import type { Readable } from 'node:stream';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { decodedChunks } from '../input/lines.js';
 import { emptyCounts, mergeCounts } from '../transform/outcomes.js';
+import { openUrl } from './open-url.js';
 import { collectYoungGeneration } from './young-gc.js';
 import type { TransformPool } from './pool.js';
 import type { ChunkRequest, DamagedInput, InputChunk, TaskResult, TransformTask } from './thread.js';
@@ -60,6 +61,11 @@ export interface SpreadInput {
   /** The input's URL or path as read (`stdin` for standard input); quarantine records name it. */
   source: string;
   open(): Promise<Readable>;
+}
+
+/** Local paths or s3:// URLs as spread inputs, each opened in the reader's pieces (READER_READ_BYTES). */
+export function urlInputs(urls: readonly string[]): SpreadInput[] {
+  return urls.map((url) => ({ source: url, open: () => openUrl(url, READER_READ_BYTES) }));
 }
 
 export interface SpreadOptions {

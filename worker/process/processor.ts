@@ -27,9 +27,8 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { WarehouseAppender } from '../warehouse/append.js';
 import { openWarehouse } from '../warehouse/open.js';
-import { openUrl } from '../pool/open-url.js';
 import { createTransformPool, defaultThreads, type TransformPool } from '../pool/pool.js';
-import { filesPerTask, READER_READ_BYTES, spreadInputs } from '../pool/spread.js';
+import { filesPerTask, spreadInputs, urlInputs } from '../pool/spread.js';
 import type { TaskResult, TransformTask } from '../pool/thread.js';
 import { openStore } from '../store/location.js';
 import type { ObjectStore } from '../store/objectstore.js';
@@ -402,8 +401,7 @@ export class ContinuousProcessor {
       !this.pending.some((f) => this.failedReads.has(f.key));
     if (spread) {
       const group = this.pending.splice(0);
-      const urls = group.map((f) => store.urlOf(f.key));
-      const inputs = urls.map((url) => ({ source: url, open: () => openUrl(url, READER_READ_BYTES) }));
+      const inputs = urlInputs(group.map((f) => store.urlOf(f.key)));
       const pool = this.pool as TransformPool;
       track(
         group,
