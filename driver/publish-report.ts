@@ -3,6 +3,7 @@
  * printed after the load report, and the files left unpublished.
  */
 import type { TablePublishResult } from '../worker/output/kinesis-publish.js';
+import { textTable } from './text-table.js';
 
 export function formatPublishReport(results: readonly TablePublishResult[]): string[] {
   const header = [
@@ -28,10 +29,7 @@ export function formatPublishReport(results: readonly TablePublishResult[]): str
     String(r.quarantined),
     String(r.retriedEntries),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]): string =>
-    r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [fmt(header), fmt(widths.map((n) => '-'.repeat(n))), ...rows.map(fmt)];
+  return textTable(header, rows, { left: 3 });
 }
 
 /** One line per file not published (stream, table, file, why); empty when everything was published. */

@@ -1,6 +1,7 @@
 /** The report printed at the end of a replay: per-table loads, damaged inputs. */
 import { describeDamagedInput, type DamagedInput } from '../worker/pool/thread.js';
 import type { TableLoadResult } from '../worker/warehouse/warehouse.js';
+import { textTable } from './text-table.js';
 
 export function formatLoadReport(loads: TableLoadResult[]): string[] {
   const header = ['table', 'status', 'before', 'deleted', 'inserted', 'outside window', 'seconds'];
@@ -13,12 +14,10 @@ export function formatLoadReport(loads: TableLoadResult[]): string[] {
     String(l.droppedOutsideWindow),
     l.seconds.toFixed(1),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]): string =>
-    r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  const out = [fmt(header), fmt(widths.map((n) => '-'.repeat(n)))];
+  const [head, rule, ...lines] = textTable(header, rows, { left: 2 });
+  const out = [head!, rule!];
   for (let i = 0; i < loads.length; i++) {
-    out.push(fmt(rows[i]!));
+    out.push(lines[i]!);
     const err = loads[i]!.error;
     if (err) out.push(`    ${loads[i]!.table}: ${err}`);
   }

@@ -4,21 +4,10 @@
  * `full`, every hour and every column (with min/max of numeric columns).
  */
 import type { ColumnReview, HourReview, ReviewFlag, TableReview } from '../../worker/warehouse/review-sql.js';
+import { textTable } from '../text-table.js';
 import { flaggedTables, type RunReview, type TableReviewEntry } from './record.js';
 
 export type ReviewDetail = 'compact' | 'full';
-
-/** Text columns: the first `left` columns and the last (the flag) padded right, the others (numbers) left. */
-function textTable(header: string[], rows: string[][], left: number): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const last = header.length - 1;
-  const fmt = (r: string[]): string =>
-    r
-      .map((c, i) => (i < left || i === last ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [fmt(header), fmt(widths.map((n) => '-'.repeat(n))), ...rows.map(fmt)];
-}
 
 export function percent(share: number | null): string {
   return share === null ? '-' : `${(share * 100).toFixed(1)}%`;
@@ -46,7 +35,7 @@ function hourLines(review: TableReview, detail: ReviewDetail): string[] {
     String(h.after),
     hourFlagged(review, h) ? '! rows -> none' : '',
   ]);
-  return textTable(['hour (US Pacific)', 'before', 'after', 'flag'], rows, 1);
+  return textTable(['hour (US Pacific)', 'before', 'after', 'flag'], rows, { left: 1, lastLeft: true });
 }
 
 function columnLines(review: TableReview, detail: ReviewDetail): string[] {
@@ -70,7 +59,7 @@ function columnLines(review: TableReview, detail: ReviewDetail): string[] {
   const header = ['column', 'type', 'NULL before', 'NULL after'];
   if (detail === 'full') header.push('min .. max before', 'min .. max after');
   header.push('flag');
-  return textTable(header, rows, 2);
+  return textTable(header, rows, { left: 2, lastLeft: true });
 }
 
 function tableLines(entry: TableReviewEntry, detail: ReviewDetail): string[] {
