@@ -32,8 +32,8 @@
  */
 import type { TableSchema } from '../transform/schema.js';
 import { createMissingTables } from './create-tables.js';
-import { databaseErrorText } from './replace-window.js';
-import { DEFAULT_SCHEMA, displayName, lockTableSql, qualifiedName, quoteIdent, redshiftLockTableSql } from './sql.js';
+import { databaseErrorText, sessionLockSql } from './replace-window.js';
+import { DEFAULT_SCHEMA, displayName, qualifiedName, quoteIdent } from './sql.js';
 import { checkTableColumns, expectedColumns } from './table-columns.js';
 import type { CopyProgress, LoadSession, OpenFile, SessionSource, Warehouse, WarehouseKind } from './warehouse.js';
 
@@ -177,14 +177,13 @@ export class WarehouseAppender {
   ): Promise<AppendBatchResult[]> {
     // One connection: every session of this transaction shares it; this one runs the statements.
     const control = sessions.of({ schema: this.schema, table: LOADED_MANIFESTS_TABLE, files: [] }, openFile);
-    const redshift = this.kind === 'redshift';
     let failedCopy: LoadSession | undefined;
     let step = 'BEGIN';
     try {
       await control.query('BEGIN');
       step = `locking ${displayName(this.schema, LOADED_MANIFESTS_TABLE)}`;
       const table = this.manifestTable();
-      await control.query(redshift ? redshiftLockTableSql(table) : lockTableSql(table));
+      await control.query(sessionLockSql(control, table));
       step = 'reading the loaded manifests';
       const recorded = await this.recorded(
         control,

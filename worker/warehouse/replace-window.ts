@@ -43,6 +43,11 @@ export function databaseErrorText(err: unknown): string {
   return text;
 }
 
+/** The statement that locks `target` against other loads, as the session's warehouse says it (default: PostgreSQL's). */
+export function sessionLockSql(session: LoadSession, target: string): string {
+  return session.lockTableSql ? session.lockTableSql(target) : lockTableSql(target);
+}
+
 let tempSerial = 0;
 
 /** The result of a load that has done nothing (yet): `failed`, every count zero. */
@@ -132,7 +137,7 @@ export async function replaceWindowInTransaction(
     inTransaction = true;
     // Before counting: a concurrent load of this table waits here until this one commits.
     step = 'locking the table';
-    await session.query(session.lockTableSql ? session.lockTableSql(target) : lockTableSql(target));
+    await session.query(sessionLockSql(session, target));
     // The table may have been altered between the check above and the lock (which
     // ALTER TABLE now waits for): check again, so the rows go by what is locked.
     step = 'checking the table again';
