@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { DEMO_CONFIG } from '../../helpers/replay-env.js';
 import { startS3Server } from '../../helpers/s3server.js';
@@ -19,6 +17,7 @@ import {
   sortedEntries,
   startProcessor,
   stopProcessor,
+  tempDir,
   Truth,
   waitUntil,
   writeEdgeFile,
@@ -27,12 +26,6 @@ import {
 after(killRunningProcessors);
 
 const schemas = parseTableConfig(readFileSync(DEMO_CONFIG, 'utf8'), DEMO_CONFIG);
-
-function tempDir(t: { after(fn: () => void): void }, name: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `spade-${name}-`));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** Keys arrive roughly in time order; every third pair is swapped so late keys sort before ones already seen. */
 function arrivalOrder(n: number): number[] {

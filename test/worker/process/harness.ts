@@ -4,7 +4,8 @@
  * checks the committed output (files named by success manifests).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateEdgeLogs } from '../../../scripts/generate/edge-logs.js';
@@ -133,6 +134,13 @@ export async function writeEdgeFile(
   const key = (res.files[0] as { key: string }).key;
   truth.add(key, res.events);
   return key;
+}
+
+/** A temp directory removed when the test ends. */
+export function tempDir(t: { after(fn: () => void): void }, name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `spade-${name}-`));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 export function readCheckpoint(stateDir: string): CheckpointData | null {

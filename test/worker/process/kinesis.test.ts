@@ -5,8 +5,7 @@
  * none of the committed batches' records.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { parse as parseLossless } from 'lossless-json';
@@ -23,6 +22,7 @@ import {
   sortedEntries,
   startProcessor,
   stopProcessor,
+  tempDir,
   Truth,
   waitUntil,
   writeEdgeFile,
@@ -31,12 +31,6 @@ import {
 after(killRunningProcessors);
 
 const schemas = parseTableConfig(readFileSync(DEMO_CONFIG, 'utf8'), DEMO_CONFIG);
-
-function tempDir(t: { after(fn: () => void): void }, name: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `spade-${name}-`));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 interface Published {
   table: string;
