@@ -84,6 +84,8 @@ export interface ReplayOptions {
   failOnReview?: boolean;
   /** Printed review: flagged hours and columns only (default), or everything. */
   reviewDetail?: ReviewDetail;
+  /** false (`--no-review-columns`): the review counts rows per hour only, no column statistics. */
+  reviewColumns?: boolean;
 }
 
 /** Exit code of a `--preview --fail-on-review` run that flagged a table (0: nothing flagged, 1: a failure). */
@@ -441,7 +443,11 @@ async function replayHoldingLock(
           manifestUrls: manifestKeys.map((k) => output.urlOf(k)),
           maxShrink: opts.maxShrink,
           allowShrink: opts.allowShrink,
-          review: { nullRise: opts.nullRise ?? DEFAULT_NULL_RISE, failOnReview: opts.failOnReview === true },
+          review: {
+            nullRise: opts.nullRise ?? DEFAULT_NULL_RISE,
+            failOnReview: opts.failOnReview === true,
+            columns: opts.reviewColumns !== false,
+          },
           preview: opts.preview === true,
         },
         (key) => output.read(key),
@@ -475,6 +481,7 @@ async function replayHoldingLock(
       maxShrink: opts.maxShrink,
       allowShrink: opts.allowShrink,
       failOnReview: opts.failOnReview === true,
+      ...(opts.reviewColumns === false ? { columnsReviewed: false } : {}),
     },
     loads,
   );

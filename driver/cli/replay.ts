@@ -160,6 +160,12 @@ export function replayOptions<T>(y: Argv<T>) {
       default: DEFAULT_NULL_RISE,
       describe: 'flag a column whose NULL share rises by more than this (0.2 = 20 points)',
     })
+    .option('review-columns', {
+      type: 'boolean',
+      default: true,
+      describe:
+        'review every column (NULL shares, min/max); --no-review-columns: rows per hour only, cheaper on wide tables',
+    })
     .option('fail-on-review', {
       type: 'boolean',
       default: false,
@@ -289,6 +295,7 @@ export function toReplayOptions(argv: ReplayArgv, env: NodeJS.ProcessEnv = proce
     nullRise: argv['null-rise'],
     failOnReview: argv['fail-on-review'],
     reviewDetail: argv.review,
+    reviewColumns: argv['review-columns'],
   };
 }
 

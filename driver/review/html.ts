@@ -88,6 +88,7 @@ function range(column: ColumnReview, lo: string | null | undefined, hi: string |
 }
 
 function columnTable(review: TableReview): string {
+  if (review.columnsReviewed === false) return '<p class="clean">columns not reviewed (--no-review-columns)</p>';
   const rows = review.columns.map((c) => {
     const flag = columnFlag(review, c);
     return (
@@ -132,7 +133,10 @@ export function reviewPage(run: RunReview): string {
     `<h1>${escapeHtml(title)}${run.preview ? ' (preview: nothing was changed)' : ''}</h1>` +
     `<p class="meta">window ${escapeHtml(run.window.start)} .. ${escapeHtml(run.window.end)} US Pacific; ` +
     `<span id="summary">${run.tables.length} table(s), ${flagged} flagged</span>; flags: an hour whose rows go to none, ` +
-    `a NULL share up by more than ${(run.nullRise * 100).toFixed(0)} points, a shrink beyond ${(run.maxShrink * 100).toFixed(0)}%. ` +
+    (run.columnsReviewed === false ? '' : `a NULL share up by more than ${(run.nullRise * 100).toFixed(0)} points, `) +
+    `a shrink beyond ${(run.maxShrink * 100).toFixed(0)}%` +
+    (run.columnsReviewed === false ? ' (columns not reviewed: --no-review-columns)' : '') +
+    '. ' +
     `Hours are wall-clock; “×2” marks the repeated hour of the fall-back day (both of its real hours).</p>` +
     run.tables.map(tableSection).join('\n') +
     `</body></html>\n`

@@ -68,7 +68,8 @@ function tableLines(entry: TableReviewEntry, detail: ReviewDetail): string[] {
   const flags = review.flags.length;
   const head =
     `${entry.table} (${entry.status}): rows ${review.rowsBefore} -> ${review.rowsAfter}, ` +
-    `${review.hours.length} hour(s), ${review.columns.length} column(s): ` +
+    `${review.hours.length} hour(s), ` +
+    (review.columnsReviewed === false ? 'columns not reviewed: ' : `${review.columns.length} column(s): `) +
     (flags === 0 ? 'nothing flagged' : `${flags} flag(s)`);
   const out = [head];
   if (flags > 0 && detail === 'compact') {
@@ -85,10 +86,12 @@ function tableLines(entry: TableReviewEntry, detail: ReviewDetail): string[] {
 /** The printed review of a run. */
 export function formatReview(run: RunReview, detail: ReviewDetail): string[] {
   const flagged = flaggedTables(run).length;
+  const nullFlag =
+    run.columnsReviewed === false ? '' : `a NULL share up by more than ${(run.nullRise * 100).toFixed(0)} points, `;
   const out = [
     `review${run.preview ? ' (preview: nothing was changed)' : ''}: ${run.tables.length} table(s), ${flagged} flagged ` +
-      `(flags: an hour whose rows go to none, a NULL share up by more than ${(run.nullRise * 100).toFixed(0)} points, ` +
-      `a shrink beyond ${(run.maxShrink * 100).toFixed(0)}%)`,
+      `(flags: an hour whose rows go to none, ${nullFlag}a shrink beyond ${(run.maxShrink * 100).toFixed(0)}%` +
+      `${run.columnsReviewed === false ? '; columns not reviewed: --no-review-columns' : ''})`,
   ];
   for (const entry of run.tables) out.push(...tableLines(entry, detail));
   return out;

@@ -31,6 +31,8 @@ export interface RunReview {
   maxShrink: number;
   allowShrink: boolean;
   failOnReview: boolean;
+  /** false: `--no-review-columns` (rows per hour only); absent: true. */
+  columnsReviewed?: boolean;
   createdAt: string;
   tables: TableReviewEntry[];
 }

@@ -3,8 +3,9 @@
  * bigint, 10 double precision, 19 varchar) with `rows` rows in the window,
  * replaced by `rows` rows of gzip TSV files through the PostgreSQL warehouse,
  * the way a replay loads it: once to fill the window, then measured, alternating
- * a load with the review and one without. The review's share is its two
- * aggregate queries' time over the whole load transaction's time.
+ * a load with the review, one with the rows per hour only (`--no-review-columns`)
+ * and one without. The review's share is its aggregate queries' time over the
+ * whole load transaction's time.
  */
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { createReadStream } from 'node:fs';
@@ -29,6 +30,8 @@ export interface ReviewCost {
   columns: number;
   /** Load transactions with the review: whole load, and the review's part. */
   withReview: { loadSecs: number; reviewSecs: number }[];
+  /** Loads with the rows-per-hour review only (`--no-review-columns`). */
+  hoursOnly: { loadSecs: number; reviewSecs: number }[];
   /** The same load without the review. */
   withoutReview: number[];
   tsvMb: number;
@@ -87,7 +90,7 @@ async function writeFiles(
   return { paths, bytes };
 }
 
-/** Loads `rows` rows into a 50-column table twice per mode (review on / off), alternating. */
+/** Loads `rows` rows into a 50-column table `repeats` times per mode (full review, hours only, none), alternating. */
 export async function measureReviewCost(opts: {
   pg: PgServer;
   db: string;
@@ -106,7 +109,8 @@ export async function measureReviewCost(opts: {
   opts.say(`review cost: writing ${opts.rows} rows x ${columns.length} columns of gzip TSV ...`);
   const { paths, bytes } = await writeFiles(opts.dir, opts.rows, columns);
   const warehouse = await PostgresWarehouse.open(opts.db, { poolSize: 1 });
-  const load = (review: boolean): Promise<TableLoadResult> => {
+  type Mode = 'full' | 'hours' | 'none';
+  const load = (mode: Mode): Promise<TableLoadResult> => {
     const spec: TableLoad = {
       schema: 'physical',
       table: TABLE,
@@ -115,7 +119,7 @@ export async function measureReviewCost(opts: {
       files: paths.map((p) => ({ key: p, url: p })),
       maxShrink: 0.1,
       allowShrink: false,
-      ...(review ? { review: { nullRise: 0.2, failOnReview: false } } : {}),
+      ...(mode === 'none' ? {} : { review: { nullRise: 0.2, failOnReview: false, columns: mode === 'full' } }),
     };
     return warehouse.replaceWindow(spec, async (key) => createReadStream(key));
   };
@@ -123,23 +127,27 @@ export async function measureReviewCost(opts: {
     rows: opts.rows,
     columns: columns.length,
     withReview: [],
+    hoursOnly: [],
     withoutReview: [],
     tsvMb: bytes / 1e6,
   };
   try {
-    const first = await load(false);
+    const first = await load('none');
     if (first.status !== 'loaded') throw new Error(`review cost: first load ${first.status}: ${first.error ?? ''}`);
     await opts.pg.query(opts.db, `VACUUM ANALYZE ${target}`);
     for (let i = 0; i < opts.repeats; i++) {
-      for (const review of [true, false]) {
-        opts.say(`review cost: load ${i + 1}/${opts.repeats} ${review ? 'with' : 'without'} the review ...`);
-        const r = await load(review);
+      for (const mode of ['full', 'hours', 'none'] as const) {
+        const what = { full: 'with the review', hours: 'with rows per hour only', none: 'without the review' }[mode];
+        opts.say(`review cost: load ${i + 1}/${opts.repeats} ${what} ...`);
+        const r = await load(mode);
         if (r.status !== 'loaded' || r.inserted !== opts.rows || r.before !== opts.rows) {
           throw new Error(
             `review cost: load ${r.status} (before ${r.before}, inserted ${r.inserted}): ${r.error ?? ''}`,
           );
         }
-        if (review) cost.withReview.push({ loadSecs: r.seconds, reviewSecs: r.review?.seconds ?? NaN });
+        const measured = { loadSecs: r.seconds, reviewSecs: r.review?.seconds ?? NaN };
+        if (mode === 'full') cost.withReview.push(measured);
+        else if (mode === 'hours') cost.hoursOnly.push(measured);
         else cost.withoutReview.push(r.seconds);
         // Each load leaves the old rows dead; vacuum so every load starts alike.
         await opts.pg.query(opts.db, `VACUUM ${target}`);
@@ -156,12 +164,16 @@ const f2 = (n: number): string => n.toFixed(2);
 /** The BENCHMARKS.md lines of a measurement. */
 export function reviewCostLines(cost: ReviewCost): string[] {
   const shares = cost.withReview.map((r) => r.reviewSecs / r.loadSecs);
+  const hourShares = cost.hoursOnly.map((r) => r.reviewSecs / r.loadSecs);
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  const pct = (xs: number[]): string => xs.map((s) => `${(s * 100).toFixed(1)}%`).join(', ');
   return [
     `review cost: ${cost.rows} rows x ${cost.columns} columns in the window (20 bigint, 10 double, 19 varchar, time), ` +
       `${f2(cost.tsvMb)} MB TSV; each load replaces the ${cost.rows} rows with ${cost.rows} rows (PostgreSQL warehouse, one transaction)`,
     `  with the review:    ${cost.withReview.map((r) => `load ${f2(r.loadSecs)} s of which review ${f2(r.reviewSecs)} s`).join('; ')}`,
+    `  rows per hour only: ${cost.hoursOnly.map((r) => `load ${f2(r.loadSecs)} s of which review ${f2(r.reviewSecs)} s`).join('; ')}`,
     `  without the review: ${cost.withoutReview.map((s) => `load ${f2(s)} s`).join('; ')}`,
-    `  review share of the load: ${shares.map((s) => `${(s * 100).toFixed(1)}%`).join(', ')} (median ${(median(shares) * 100).toFixed(1)}%; target < 10%)`,
+    `  review share of the load: ${pct(shares)} (median ${(median(shares) * 100).toFixed(1)}%; target < 10%)`,
+    `  --no-review-columns share: ${pct(hourShares)} (median ${(median(hourShares) * 100).toFixed(1)}%)`,
   ];
 }

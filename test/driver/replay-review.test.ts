@@ -157,6 +157,40 @@ async function reviewScenario(
     },
   );
 
+  await t.test(
+    `${target.name}: --no-review-columns counts rows per hour only: the NULL column goes unflagged`,
+    async () => {
+      const res = await replayWith(world, target, renamed, [
+        ...FALL,
+        '--runtag',
+        `${tag}-renamed-hours`,
+        '--preview',
+        '--fail-on-review',
+        '--no-review-columns',
+      ]);
+      assert.equal(res.code, 0, res.stderr);
+      assert.deepEqual(await target.dumps(), base, 'every table byte for byte as before');
+      const review = await storedReview(world, `${tag}-renamed-hours`);
+      assert.equal(review.columnsReviewed, false);
+      for (const entry of review.tables) {
+        assert.equal(entry.status, 'previewed');
+        assert.equal(entry.review?.columnsReviewed, false);
+        assert.deepEqual(entry.review?.columns, []);
+        assert.deepEqual(entry.review?.flags, []);
+      }
+      assertHours(world, review, FALL, 'before');
+      assertHours(world, review, FALL, 'after');
+      assert.match(res.stdout, /columns not reviewed: --no-review-columns/);
+      assert.match(
+        res.stdout,
+        /login \(previewed\): rows (\d+) -> \1, 24 hour\(s\), columns not reviewed: nothing flagged/,
+      );
+      const page = (await world.out.readBytes(`${tag}-renamed-hours/_review.html`)).toString('utf8');
+      assert.match(page, /columns not reviewed \(--no-review-columns\)/);
+      assert.ok(!page.includes('<table class="columns">'), 'no column table');
+    },
+  );
+
   await t.test(`${target.name}: --fail-on-review rolls the flagged table back and exits 1`, async () => {
     const res = await replayWith(world, target, renamed, [...FALL, '--runtag', `${tag}-renamed`, '--fail-on-review']);
     assert.equal(res.code, 1, res.stderr);

@@ -121,12 +121,13 @@ export async function replaceWindowInTransaction(
     if (check.problem !== undefined) return finish('columns_refused', check.problem);
     const columnNames = load.columns.map((column) => column.name);
     let reviewed: ReviewedColumn[] | undefined;
+    const reviewColumns = load.review?.columns !== false;
     let reviewSeconds = 0;
-    /** The review's two queries over the window's rows in `source` (review-sql.ts). */
+    /** The review's queries over the window's rows in `source` (review-sql.ts): hours, then (unless off) columns. */
     const aggregate = async (source: string): Promise<SideAggregate> => {
       const started = Date.now();
       const hours = (await session.query(reviewHoursSql(source), window)).rows;
-      const columns = (await session.query(reviewColumnsSql(source, reviewed!), window)).rows[0];
+      const columns = reviewColumns ? (await session.query(reviewColumnsSql(source, reviewed!), window)).rows[0] : null;
       reviewSeconds += (Date.now() - started) / 1000;
       return sideAggregate(hours, columns, reviewed!);
     };
@@ -150,9 +151,9 @@ export async function replaceWindowInTransaction(
     }
     let reviewBefore: SideAggregate | undefined;
     if (load.review) {
-      reviewed = reviewedColumns(columnNames, recheck.actual, session.catalogLowerCase === true);
+      reviewed = reviewColumns ? reviewedColumns(columnNames, recheck.actual, session.catalogLowerCase === true) : [];
       step = 'reviewing the window before the load';
-      if (session.jitSetting) {
+      if (session.jitSetting && reviewColumns) {
         jitWas = String((await session.query(CURRENT_JIT_SQL)).rows[0]?.v ?? 'on');
         await session.query(SET_JIT_SQL, ['jit', 'off']);
       }
@@ -184,6 +185,7 @@ export async function replaceWindowInTransaction(
         table: load.table,
         window: load.window,
         columns: reviewed!,
+        columnsReviewed: reviewColumns,
         before: reviewBefore,
         after: reviewAfter,
         nullRise: load.review.nullRise,

@@ -28,6 +28,12 @@ export interface ReviewOptions {
   nullRise: number;
   /** Roll back a flagged table (status `review_refused`). */
   failOnReview: boolean;
+  /**
+   * Aggregate every column (NULL shares, min/max): the review's main cost on wide
+   * tables (BENCHMARKS.md). false (`--no-review-columns`) keeps the rows per hour
+   * and the shrink flag, which cost about one count of each side.
+   */
+  columns?: boolean;
 }
 
 /** One Pacific wall-clock hour of the window: rows before the load and after it. */
@@ -69,10 +75,13 @@ export interface TableReview {
   rowsBefore: number;
   rowsAfter: number;
   hours: HourReview[];
+  /** Empty when the columns were not reviewed. */
   columns: ColumnReview[];
+  /** false: `--no-review-columns`, no column was aggregated (absent in reviews stored before the flag: true). */
+  columnsReviewed?: boolean;
   flags: ReviewFlag[];
   nullRise: number;
-  /** Time the two aggregate queries took in the warehouse. */
+  /** Time the aggregate queries took in the warehouse. */
   seconds: number;
 }
 
@@ -135,7 +144,7 @@ export function reviewColumnsSql(source: string, columns: readonly ReviewedColum
   return `SELECT ${parts.join(', ')} FROM ${source} WHERE ${TIME} BETWEEN $1 AND $2`;
 }
 
-/** What one side's two queries say. */
+/** What one side's queries say. */
 export interface SideAggregate {
   /** `YYYY-MM-DD HH` -> rows. */
   hours: Map<string, number>;
@@ -154,14 +163,23 @@ function text(value: unknown): string | null {
   return value === null || value === undefined ? null : String(value);
 }
 
-/** One side from its hours rows (reviewHoursSql) and its column row (reviewColumnsSql). */
+/**
+ * One side from its hours rows (reviewHoursSql) and its column row
+ * (reviewColumnsSql; null when the columns are not reviewed: the rows are then
+ * the hours' sum).
+ */
 export function sideAggregate(
   hourRows: readonly Record<string, unknown>[],
-  columnRow: Record<string, unknown> | undefined,
+  columnRow: Record<string, unknown> | null | undefined,
   columns: readonly ReviewedColumn[],
 ): SideAggregate {
   const hours = new Map<string, number>();
   for (const row of hourRows) hours.set(String(row.h), (hours.get(String(row.h)) ?? 0) + count(row.n));
+  if (columnRow === null) {
+    let rows = 0;
+    for (const n of hours.values()) rows += n;
+    return { hours, rows, nonNull: [], min: [], max: [] };
+  }
   const row = columnRow ?? {};
   return {
     hours,
@@ -224,7 +242,9 @@ export function buildReview(input: {
   schema: string;
   table: string;
   window: { start: string; end: string };
+  /** Empty with `columnsReviewed` false. */
   columns: readonly ReviewedColumn[];
+  columnsReviewed?: boolean;
   before: SideAggregate;
   after: SideAggregate;
   nullRise: number;
@@ -304,6 +324,7 @@ export function buildReview(input: {
     rowsAfter: after.rows,
     hours,
     columns,
+    ...(input.columnsReviewed === false ? { columnsReviewed: false } : {}),
     flags,
     nullRise: input.nullRise,
     seconds: input.seconds,

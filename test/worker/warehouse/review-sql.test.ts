@@ -79,6 +79,18 @@ async function reviewScenario(warehouse: Warehouse, reset: () => Promise<void>):
   assertGoodReview(previewed.review);
   assert.deepEqual(await contents(), original, 'a preview leaves the table as it was');
 
+  // Without the columns: the same rows and hours, no column aggregated, so nothing flagged here.
+  const hoursOnly = await warehouse.replaceWindow(
+    load('ev', good.list, { review: { ...review, columns: false }, preview: true }),
+    good.open,
+  );
+  assert.equal(hoursOnly.status, 'previewed', hoursOnly.error);
+  const counted = hoursOnly.review!;
+  assert.deepEqual(
+    [counted.rowsBefore, counted.rowsAfter, counted.hours, counted.columns, counted.columnsReviewed, counted.flags],
+    [2, 4, previewed.review!.hours, [], false, []],
+  );
+
   const refused = await warehouse.replaceWindow(
     load('ev', good.list, { review: { ...review, failOnReview: true } }),
     good.open,
@@ -108,6 +120,16 @@ async function reviewScenario(warehouse: Warehouse, reset: () => Promise<void>):
   assert.deepEqual(
     shrunk.review?.flags.map((f) => f.message),
     ["rows 2 -> 1 (50.0% fewer, more than the shrink guard's 10.0%)", 'hour 2024-03-01 10:00: 2 rows -> none'],
+  );
+  assert.deepEqual(await contents(), original);
+  const shrunkHoursOnly = await warehouse.replaceWindow(
+    load('ev', late.list, { review: { ...review, columns: false }, maxShrink: 0.1, preview: true }),
+    late.open,
+  );
+  assert.deepEqual(
+    shrunkHoursOnly.review?.flags.map((f) => f.message),
+    shrunk.review?.flags.map((f) => f.message),
+    'the hour and shrink flags do not need the columns',
   );
   assert.deepEqual(await contents(), original);
 }
