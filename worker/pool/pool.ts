@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { createProgressBuffer, readProgress, type ProgressTotals } from './progress.js';
+import { sharedGeoIpFiles } from './shared-geoip.js';
 import type { TaskResult, TransformTask } from './thread.js';
 
 export interface TransformPool {
@@ -39,10 +40,12 @@ export function createTransformPool(threads: number = defaultThreads()): Transfo
   });
   return {
     threads,
-    run(task) {
+    async run(task) {
       // A chunks task's port moves to its thread.
       const transferList = task.input.kind === 'chunks' ? [task.input.port] : undefined;
-      return piscina.run(task, { transferList }) as Promise<TaskResult>;
+      // The GeoIP databases go along in shared memory: one copy for every thread.
+      const sharedGeoIp = await sharedGeoIpFiles(task.settings);
+      return piscina.run(sharedGeoIp ? { ...task, sharedGeoIp } : task, { transferList }) as Promise<TaskResult>;
     },
     progress: () => readProgress(progress),
     close: () => piscina.close(),

@@ -14,6 +14,7 @@ import { OutputWriters, type WrittenFile } from '../output/writers.js';
 import type { OutcomeCounts } from '../transform/outcomes.js';
 import { EventProcessor } from '../transform/processor.js';
 import type { TransformDigest } from '../transform/digest.js';
+import type { SharedGeoIpFiles } from '../transform/geoip.js';
 import { prepareTransform, type TransformSettings } from '../transform/setup.js';
 import { transformStream, type InputProgress } from './input.js';
 import { openUrl, storeFor } from './open-url.js';
@@ -61,6 +62,8 @@ export interface ChunkRequest {
 
 export interface TransformTask {
   settings: TransformSettings;
+  /** The GeoIP databases of `settings`, read once for all threads (set by the pool, see shared-geoip.ts). */
+  sharedGeoIp?: SharedGeoIpFiles;
   input: TaskInput;
   output: { location: string; prefix: string; fileTag: string; rotateBytes?: number; gzipLevel?: number };
 }
@@ -105,7 +108,7 @@ function report(slot: ProgressSlot, n: number): void {
 }
 
 export default async function runTask(task: TransformTask): Promise<TaskResult> {
-  const prepared = await prepareTransform(task.settings);
+  const prepared = await prepareTransform(task.settings, task.sharedGeoIp);
   const writers = new OutputWriters({
     store: storeFor(task.output.location),
     prefix: task.output.prefix,

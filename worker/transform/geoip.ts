@@ -1,7 +1,9 @@
 /**
  * GeoIP lookups for the ip* transformers, from MaxMind `.mmdb` databases (GeoIP2 /
- * GeoLite2 City and ASN). Lookups are synchronous (the whole database is read into
- * memory by `maxmind.open`), so the per-event path never awaits.
+ * GeoLite2 City and ASN). Lookups are synchronous (the whole database is in
+ * memory), so the per-event path never awaits. The transform pool reads each
+ * database once into shared memory for all its threads (`SharedGeoIpFiles`, see
+ * worker/pool/shared-geoip.ts); elsewhere `maxmind.open` reads the file.
  *
  * A lookup parses the IP text and walks the database tree, which costs more than
  * all other columns of an event together; so records are cached per IP text: the
@@ -12,7 +14,7 @@
  * transformers turn that into an empty value (ipCity/ipCountry/ipRegion/ipAsn) or a
  * column error (ipAsnInteger), as the Go processor did.
  */
-import maxmind, { type AsnResponse, type CityResponse, type Reader } from 'maxmind';
+import maxmind, { Reader, type AsnResponse, type CityResponse } from 'maxmind';
 
 export interface GeoIp {
   /** A City database is loaded (ipCity, ipCountry, ipRegion work). */
@@ -52,6 +54,34 @@ export interface GeoIpPaths {
   cityPath?: string;
   /** ASN database (`--geoip-asn`). */
   asnPath?: string;
+}
+
+/** A database file's bytes in memory that threads share (a real GeoLite2 City is ~70 MB). */
+export interface SharedDatabase {
+  /** What the bytes are: `<path>|<size>|<mtime ms>` when read. */
+  id: string;
+  bytes: SharedArrayBuffer;
+}
+
+/** The databases of GeoIpPaths, already read by the caller; a path without one is read here. */
+export interface SharedGeoIpFiles {
+  city?: SharedDatabase;
+  asn?: SharedDatabase;
+}
+
+/** Decoded data records kept per reader, as `maxmind.open` keeps them (its default size). */
+const DECODER_CACHE_ENTRIES = 10_000;
+
+/** The decoder's record cache (maxmind.open's tiny-lru, approximated: emptied when full). */
+function decoderCache(): { get(key: number): unknown; set(key: number, value: unknown): void } {
+  const entries = new Map<number, unknown>();
+  return {
+    get: (key) => entries.get(key),
+    set: (key, value) => {
+      if (entries.size >= DECODER_CACHE_ENTRIES) entries.clear();
+      entries.set(key, value);
+    },
+  };
 }
 
 /** Entries per generation of the per-IP record caches. */
@@ -154,10 +184,12 @@ async function openDatabase<T extends CityResponse | AsnResponse>(
   flag: string,
   kind: string,
   acceptedTypes: RegExp,
+  shared: SharedDatabase | undefined,
 ): Promise<Reader<T>> {
   let reader: Reader<T>;
   try {
-    reader = await maxmind.open<T>(path);
+    // A view of the shared bytes, not a copy: every thread's reader walks the same memory.
+    reader = shared ? new Reader<T>(Buffer.from(shared.bytes), { cache: decoderCache() }) : await maxmind.open<T>(path);
   } catch (err) {
     throw new Error(`cannot open GeoIP ${kind} database ${path} (${flag}): ${(err as Error).message}`, { cause: err });
   }
@@ -168,11 +200,16 @@ async function openDatabase<T extends CityResponse | AsnResponse>(
   return reader;
 }
 
-/** Opens the given databases; a missing, corrupt or wrong-kind file is an error naming its path and flag. */
-export async function openGeoIp(paths: GeoIpPaths): Promise<GeoIp> {
+/**
+ * Opens the given databases (from `shared` where it has their bytes); a missing,
+ * corrupt or wrong-kind file is an error naming its path and flag.
+ */
+export async function openGeoIp(paths: GeoIpPaths, shared: SharedGeoIpFiles = {}): Promise<GeoIp> {
   const [city, asn] = await Promise.all([
-    paths.cityPath ? openDatabase<CityResponse>(paths.cityPath, '--geoip-city', 'City', /City|Enterprise/i) : null,
-    paths.asnPath ? openDatabase<AsnResponse>(paths.asnPath, '--geoip-asn', 'ASN', /ASN|ISP/i) : null,
+    paths.cityPath
+      ? openDatabase<CityResponse>(paths.cityPath, '--geoip-city', 'City', /City|Enterprise/i, shared.city)
+      : null,
+    paths.asnPath ? openDatabase<AsnResponse>(paths.asnPath, '--geoip-asn', 'ASN', /ASN|ISP/i, shared.asn) : null,
   ]);
   return new MaxMindGeoIp(city, asn);
 }

@@ -5,7 +5,7 @@
  */
 import { compileSchema, type CompiledTable, type TransformDeps } from './columns.js';
 import { digestDifferences, transformDigest, type TransformDigest, type TransformDigestParts } from './digest.js';
-import { openGeoIp } from './geoip.js';
+import { openGeoIp, type SharedGeoIpFiles } from './geoip.js';
 import { UserIdMapper } from './mapping.js';
 import { makePayloadFilter } from './prefilter.js';
 import type { ProcessorOptions } from './processor.js';
@@ -54,11 +54,16 @@ export interface PreparedTransform {
 const cache = new Map<string, Promise<PreparedTransform>>();
 export const PREPARED_CACHE_SIZE = 2;
 
-export function prepareTransform(settings: TransformSettings): Promise<PreparedTransform> {
-  const key = JSON.stringify(settings);
+/**
+ * `shared`: the GeoIP databases already in shared memory (the pool's threads);
+ * their ids are part of the cache key, so a database replaced on disk (the pool
+ * reads it again) is opened again.
+ */
+export function prepareTransform(settings: TransformSettings, shared?: SharedGeoIpFiles): Promise<PreparedTransform> {
+  const key = JSON.stringify(settings) + (shared ? `|${shared.city?.id ?? ''}|${shared.asn?.id ?? ''}` : '');
   let prepared = cache.get(key);
   if (prepared === undefined) {
-    prepared = build(settings);
+    prepared = build(settings, shared);
     // A failed setup must be retried by the next task, not remembered.
     prepared.catch(() => {
       if (cache.get(key) === prepared) cache.delete(key);
@@ -71,7 +76,20 @@ export function prepareTransform(settings: TransformSettings): Promise<PreparedT
   return prepared;
 }
 
-async function build(settings: TransformSettings): Promise<PreparedTransform> {
+/** Whether a table the settings write has an ip* column (only then are the GeoIP databases opened). */
+function usesGeoIp(schemas: readonly TableSchema[], wanted: ReadonlySet<string> | null): boolean {
+  const selected = wanted ? schemas.filter((s) => wanted.has(s.event)) : schemas;
+  return selected.some((s) => s.columns.some((c) => c.transformer.startsWith('ip')));
+}
+
+/** Whether the settings' transform opens GeoIP databases (given, and some table needs them). Throws on a bad config. */
+export function needsGeoIp(settings: TransformSettings): boolean {
+  if (!settings.geoipCity && !settings.geoipAsn) return false;
+  const schemas = parseTableConfig(settings.configText, settings.configSource);
+  return usesGeoIp(schemas, settings.tables ? new Set(settings.tables) : null);
+}
+
+async function build(settings: TransformSettings, shared: SharedGeoIpFiles | undefined): Promise<PreparedTransform> {
   const schemas = parseTableConfig(settings.configText, settings.configSource);
   const wanted = settings.tables ? new Set(settings.tables) : null;
   if (wanted) {
@@ -80,10 +98,8 @@ async function build(settings: TransformSettings): Promise<PreparedTransform> {
     if (unknown.length) throw new Error(`table(s) not in config ${settings.configSource}: ${unknown.join(', ')}`);
   }
   const deps: TransformDeps = {};
-  const selected = wanted ? schemas.filter((s) => wanted.has(s.event)) : schemas;
-  const needsGeo = selected.some((s) => s.columns.some((c) => c.transformer.startsWith('ip')));
-  if (needsGeo && (settings.geoipCity || settings.geoipAsn)) {
-    deps.geoip = await openGeoIp({ cityPath: settings.geoipCity, asnPath: settings.geoipAsn });
+  if (usesGeoIp(schemas, wanted) && (settings.geoipCity || settings.geoipAsn)) {
+    deps.geoip = await openGeoIp({ cityPath: settings.geoipCity, asnPath: settings.geoipAsn }, shared);
   }
   if (settings.userIdMapping) {
     deps.userIds = new UserIdMapper({
