@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, test } from 'node:test';
@@ -17,6 +17,7 @@ import { transformCommand } from '../../../worker/cli/transform.js';
 import type { WrittenFile } from '../../../worker/output/writers.js';
 import { salvageGzip } from '../../../worker/output/salvage.js';
 import type { BatchManifest } from '../../../worker/process/batch.js';
+import { utcDate } from '../../../worker/process/checkpoint.js';
 import { encodeGlobLine } from '../../../worker/process/globs.js';
 import { LocalStore } from '../../../worker/store/local.js';
 import { emptyCounts, mergeCounts, type OutcomeCounts } from '../../../worker/transform/outcomes.js';
@@ -157,8 +158,30 @@ function runProcess(args: string[], input: string): Promise<{ code: number; stde
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stderr }));
+    child.stdin.on('error', () => undefined); // a processor that fails stops reading
     child.stdin.end(input);
   });
+}
+
+/** Spool files of stdin batches written by their pool tasks (`<batch>-t<n>`), with their complete lines. */
+async function spooled(state: string): Promise<{ batch: string; name: string; lines: number }[]> {
+  const spool = join(state, 'spool');
+  const found = [];
+  for (const name of existsSync(spool) ? readdirSync(spool) : []) {
+    if (!name.endsWith('.json')) continue;
+    const batch = name.slice(0, -'.json'.length);
+    for (const file of existsSync(join(spool, batch)) ? readdirSync(join(spool, batch)) : []) {
+      if (!/-t\d+-\d{5}\.tsv\.gz$/.test(file)) continue;
+      let data: Buffer;
+      try {
+        data = readFileSync(join(spool, batch, file));
+      } catch {
+        continue; // uploaded and removed meanwhile
+      }
+      found.push({ batch, name: file, lines: data.length > 0 ? (await salvageGzip(data)).lines : 0 });
+    }
+  }
+  return found;
 }
 
 test('several MB of stdin with 1 and 3 threads: the same rows, counts and quarantine, as spade transform makes them', async (t) => {
@@ -246,34 +269,14 @@ test('a stdin batch killed while its threads write is salvaged at the next start
   const first = startProcessor(opts, {}, 'pipe');
   await first.waitFor(/following stdin/);
 
-  // Spool files of the open batch written by its pool tasks (`<batch>-t<n>`), with their complete lines.
-  const spooled = async (): Promise<{ batch: string; name: string; lines: number }[]> => {
-    const spool = join(state, 'spool');
-    const found = [];
-    for (const name of existsSync(spool) ? readdirSync(spool) : []) {
-      if (!name.endsWith('.json')) continue;
-      const batch = name.slice(0, -'.json'.length);
-      for (const file of existsSync(join(spool, batch)) ? readdirSync(join(spool, batch)) : []) {
-        if (!/-t\d+-\d{5}\.tsv\.gz$/.test(file)) continue;
-        const data = readFileSync(join(spool, batch, file));
-        found.push({ batch, name: file, lines: data.length > 0 ? (await salvageGzip(data)).lines : 0 });
-      }
-    }
-    return found;
-  };
   // Input until both threads have rows on disk (bounded: the batch is far from rotating).
-  let i = 0;
-  const stdin = first.child.stdin!;
-  await waitUntil('rows of both threads in the spool', async () => {
-    let block = '';
-    for (const end = i + 2000; i < end; i++) block += edgeLine(i) + '\n';
-    if (!stdin.write(block)) await once(stdin, 'drain');
-    const files = (await spooled()).filter((f) => f.lines > 0);
+  await feedUntil('rows of both threads in the spool', first.child.stdin!, 0, async () => {
+    const files = (await spooled(state)).filter((f) => f.lines > 0);
     return new Set(files.map((f) => /-(t\d+)-/.exec(f.name)?.[1])).size >= 2;
   });
   first.child.kill('SIGKILL');
   await first.exited;
-  const left = (await spooled()).filter((f) => f.lines > 0);
+  const left = (await spooled(state)).filter((f) => f.lines > 0);
   const [batch] = new Set(left.map((f) => f.batch));
   assert.ok(batch !== undefined);
 
@@ -301,4 +304,93 @@ test('a stdin batch killed while its threads write is salvaged at the next start
   // Nothing committed twice: every file is named by one manifest only.
   const keys = got.manifests.flatMap((m) => m.manifest.files.map((f) => f.key));
   assert.equal(new Set(keys).size, keys.length);
+});
+
+/** Writes blocks of edge lines (from line `from`) to `stdin` until `done`; returns the next line's index. */
+async function feedUntil(
+  what: string,
+  stdin: NodeJS.WritableStream,
+  from: number,
+  done: () => Promise<boolean>,
+): Promise<number> {
+  let i = from;
+  await waitUntil(what, async () => {
+    let block = '';
+    for (const end = i + 2000; i < end; i++) block += edgeLine(i) + '\n';
+    if (!stdin.write(block)) await once(stdin, 'drain');
+    return done();
+  });
+  return i;
+}
+
+test('a config reload between pieces of stdin: the threads take the new config, no line is lost', async (t) => {
+  const dir = tempDir(t, 'stdin-reload');
+  const config = join(dir, 'tables.json');
+  const tables = JSON.parse(readFileSync(DEMO_CONFIG, 'utf8')) as { EventName: string }[];
+  writeFileSync(config, JSON.stringify(tables));
+  const out = join(dir, 'out');
+  const state = join(dir, 'state');
+  const proc = startProcessor(
+    { input: '-', output: out, stateDir: state, config, threads: 2, rotateMinutes: 60 },
+    {},
+    'pipe',
+  );
+  await proc.waitFor(/following stdin/);
+  const stdin = proc.child.stdin!;
+  // Until the first tasks have written login rows: those lines were transformed with the old config.
+  let sent = await feedUntil('rows of the first tasks in the spool', stdin, 0, async () =>
+    (await spooled(state)).some((f) => f.lines > 0),
+  );
+  // The new config has no login table: login events are untracked from now on.
+  writeFileSync(config, JSON.stringify(tables.filter((e) => e.EventName !== 'login')));
+  proc.child.kill('SIGHUP');
+  await proc.waitFor(/config reloaded \(SIGHUP\)/);
+  let block = '';
+  for (const end = sent + 2000; sent < end; sent++) block += edgeLine(sent) + '\n';
+  stdin.end(block);
+  const { code } = await proc.exited;
+  assert.equal(code, 0, proc.stderr());
+
+  const got = await committedOutput(new LocalStore(out));
+  const counts = got.manifests.reduce((acc, m) => mergeCounts(acc, m.manifest.counts), emptyCounts());
+  assert.equal(counts.lines, sent, 'every line counted once');
+  assert.ok((got.rows.get('login') ?? 0) > 0, 'login rows of the old config');
+  assert.ok((counts.events.login?.untracked ?? 0) > 0, 'login untracked under the new config');
+  // The tasks of the old config ended at the reload; new ones wrote the rest.
+  const tags = new Set(got.manifests.flatMap((m) => m.manifest.files.map((f) => /-t(\d+)-\d{5}\./.exec(f.key)?.[1])));
+  assert.ok(tags.size >= 3, [...tags].join(','));
+});
+
+test('an output that fails stops the processor loudly, the stdin batch left to salvage (1 and 2 threads)', async (t) => {
+  for (const threads of [1, 2]) {
+    const dir = tempDir(t, 'stdin-fail');
+    const out = join(dir, 'out');
+    const state = join(dir, 'state');
+    // A file where the login table's directory must go: the upload of every login file fails.
+    for (const day of [utcDate(Date.now()), utcDate(Date.now() + 86_400_000)]) {
+      mkdirSync(join(out, day), { recursive: true });
+      writeFileSync(join(out, day, 'login'), 'in the way');
+    }
+    const lines = Array.from({ length: 20_000 }, (_, i) => edgeLine(i)).join('\n') + '\n';
+    const args = [
+      'process',
+      '--follow',
+      '--input',
+      '-',
+      '--output',
+      out,
+      '--state-dir',
+      state,
+      '--config',
+      DEMO_CONFIG,
+    ];
+    const res = await runProcess([...args, '--threads', String(threads), '--rotate-mb', '0.05'], lines);
+    assert.equal(res.code, 1, res.stderr);
+    const failed = /output of stdin batch (b[0-9a-z]+) failed \(left for salvage at the next start\): .*login/;
+    const m = failed.exec(res.stderr);
+    assert.ok(m, res.stderr);
+    assert.doesNotMatch(res.stderr, /Unhandled/);
+    assert.ok(existsSync(join(state, 'spool', `${m[1]}.json`)), 'the batch is left for salvage');
+    assert.equal((await committedOutput(new LocalStore(out))).manifests.length, 0, 'nothing committed');
+  }
 });
