@@ -7,7 +7,8 @@
  * never loaded; its inputs are processed again by a later batch.
  *
  * Input is transformed by pool tasks that write their own files, tagged
- * `<batch-id>-t<n>`; the batch collects the results of the tasks that
+ * `<batch-id>-t<n>` (stdin with one thread: on the main thread, into the
+ * batch's own `writers`); the batch collects the results of the tasks that
  * succeeded, and commits once none is running. File mode: a failed task adds
  * nothing (its inputs are read again by a later task), and after a kill the
  * files of uncommitted batches are named by no manifest. Stdin mode: stdin

@@ -17,10 +17,11 @@
  * Input files are transformed by a piscina pool (`--threads`, default one per
  * core): pending files are dealt out in groups, one task per free thread, each
  * task writing its own files into the open batch (a batch never holds part of
- * a file). Stdin lines are cut into lines on the main thread (globs decoded
- * there) and spread over every thread of the pool in chunks; their files
- * spool under the batch's spool dir, so that a hard kill's rows are salvaged
- * at the next start, as stdin cannot be read again. A batch stops taking
+ * a file). Stdin is cut into lines on the main thread (globs decoded there)
+ * and spread over every thread of the pool in chunks (with one thread, they
+ * are transformed on the main thread); their files spool under the batch's
+ * spool dir, so that a hard kill's rows are salvaged at the next start, as
+ * stdin cannot be read again. A batch stops taking
  * input when it is `--rotate-minutes` old or has read `--batch-input-mb`, and
  * is committed once its running tasks are done; within it each table's file
  * rotates at `--rotate-mb` uncompressed.
