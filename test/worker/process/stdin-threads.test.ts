@@ -21,7 +21,10 @@ import { utcDate } from '../../../worker/process/checkpoint.js';
 import { encodeGlobLine } from '../../../worker/process/globs.js';
 import { LocalStore } from '../../../worker/store/local.js';
 import { emptyCounts, mergeCounts, type OutcomeCounts } from '../../../worker/transform/outcomes.js';
+import { repoRoot } from '../../helpers/fixtures.js';
 import { DEMO_CONFIG, SPADE } from '../../helpers/replay-env.js';
+import { startS3Proxy } from '../../helpers/s3proxy.js';
+import { startS3Server } from '../../helpers/s3server.js';
 import { committedOutput, killRunningProcessors, startProcessor, tempDir, waitUntil } from './harness.js';
 
 after(killRunningProcessors);
@@ -151,9 +154,16 @@ async function readOutput(store: LocalStore, files: WrittenFile[]): Promise<Outp
   return out;
 }
 
-function runProcess(args: string[], input: string): Promise<{ code: number; stderr: string }> {
+function runProcess(
+  args: string[],
+  input: string | Buffer,
+  opts: { env?: Record<string, string>; nodeArgs?: string[] } = {},
+): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SPADE, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), SPADE, ...args], {
+      env: { ...process.env, ...opts.env },
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     child.on('error', reject);
@@ -393,4 +403,39 @@ test('an output that fails stops the processor loudly, the stdin batch left to s
     assert.ok(existsSync(join(state, 'spool', `${m[1]}.json`)), 'the batch is left for salvage');
     assert.equal((await committedOutput(new LocalStore(out))).manifests.length, 0, 'nothing committed');
   }
+});
+
+/**
+ * Bound on the peak RSS of `spade process --threads 2` reading 100 MB of edge
+ * lines on stdin while the output store is slow: stdin is paused while the
+ * threads are busy, so memory does not grow with the input. Measured on a
+ * loaded 2-core machine: 253-254 MB; 321 MB when stdin was never paused.
+ */
+const PEAK_RSS_BOUND_MB = 300;
+
+test('memory stays bounded with a slow output store: 100 MB on stdin over 2 threads', async (t) => {
+  const s3 = await startS3Server(t, { buckets: ['out'] });
+  const proxy = await startS3Proxy(t, s3.endpoint);
+  proxy.writeDelayMs = 20;
+  const dir = tempDir(t, 'stdin-memory');
+  const lines = 400_000; // ~100 MB of edge lines
+  const pieces: Buffer[] = [];
+  for (let i = 0; i < lines; i += 1000) {
+    let s = '';
+    for (let j = i; j < i + 1000; j++) s += edgeLine(j) + '\n';
+    pieces.push(Buffer.from(s));
+  }
+  const input = Buffer.concat(pieces);
+  assert.ok(input.length > 90 * 1024 * 1024, `${input.length} bytes`);
+  const peakRss = join(repoRoot(), 'dist', 'test', 'helpers', 'peak-rss.js');
+  const args = ['process', '--follow', '--input', '-', '--output', 's3://out/p', '--state-dir', join(dir, 'state')];
+  const res = await runProcess([...args, '--config', DEMO_CONFIG, '--threads', '2', '--rotate-mb', '4'], input, {
+    env: { ...s3.env, SPADE_S3_ENDPOINT: proxy.endpoint },
+    nodeArgs: ['--import', peakRss],
+  });
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stderr, /committed batch b[0-9a-z]+: 0 input file\(s\), \d+ output file\(s\), lines 400000, /);
+  const peakMb = Number(/peak-rss-kb (\d+)/.exec(res.stderr)![1]) / 1024;
+  t.diagnostic(`peak RSS ${peakMb.toFixed(0)} MB`);
+  assert.ok(peakMb < PEAK_RSS_BOUND_MB, `peak RSS ${peakMb.toFixed(0)} MB, bound ${PEAK_RSS_BOUND_MB} MB`);
 });
