@@ -18,6 +18,11 @@ export class LineRunPacker {
 
   constructor(private readonly feed: ChunkFeed) {}
 
+  /** Bytes packed and not sent yet. */
+  get pendingBytes(): number {
+    return this.bytes;
+  }
+
   /**
    * Adds `data`: `lines` complete lines, each ending in LF, numbered from
    * `firstLineNo`. Sends the chunk once it is full, waiting while no thread

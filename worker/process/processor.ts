@@ -106,12 +106,8 @@ export const DEFAULTS = {
   shutdownTimeoutSeconds: 30,
 } as const;
 
-/**
- * Bytes of stdin queued (read, not yet cut into lines) before reading pauses:
- * two chunks (chunk-feed.ts), so the threads never wait for the pipe while
- * they have work, and a fast producer is held back by the pipe.
- */
-const STDIN_QUEUE_BYTES = 2 * CHUNK_BYTES;
+/** Most bytes of stdin taken in one turn of the loop (a chunk, chunk-feed.ts; usually one pipe read). */
+const STDIN_TURN_BYTES = CHUNK_BYTES;
 /** Stdin bytes between two young-generation collections of the main thread (see young-gc.ts). */
 const STDIN_COLLECT_BYTES = 4 * 1024 * 1024;
 /**
@@ -153,6 +149,7 @@ export class ContinuousProcessor {
   private reloadRequested = false;
   private nextReload = 0;
   private wakeUp: (() => void) | null = null;
+  private woken = false;
   private saveChain: Promise<void> = Promise.resolve();
   private newestCommittedDate: string | null = null;
   // File mode
@@ -163,9 +160,6 @@ export class ContinuousProcessor {
   private readonly failedReads = new Map<string, number>();
   private nextPoll = 0;
   // Stdin mode
-  /** Pieces read from stdin and not yet cut into lines. */
-  private stdinQueue: Buffer[] = [];
-  private stdinQueueBytes = 0;
   private stdinEnded = false;
   private stdinCollectAt = STDIN_COLLECT_BYTES;
   private stdinReadBytes = 0;
@@ -621,21 +615,19 @@ export class ContinuousProcessor {
   // ---- stdin input --------------------------------------------------------
 
   /**
-   * Stdin mode: stdin is read into a bounded queue of pieces (paused while it
-   * is full); each turn of the loop cuts what is queued into lines here
-   * (stdin-lines.ts: globs decoded on this thread) and spreads them over the
-   * pool's threads in chunks (chunk-feed.ts), waiting while every thread is
-   * busy (with one thread, transforms them here: transformStdinHere).
+   * Stdin mode: each turn of the loop reads what stdin has ready, cuts it into
+   * lines here (stdin-lines.ts: globs decoded on this thread) and spreads them
+   * over the pool's threads in chunks (chunk-feed.ts), waiting while every
+   * thread is busy (with one thread, transforms them here: transformStdinHere).
+   * Stdin is read only when the loop asks (paused mode), so while the threads
+   * are busy it stays in the pipe and holds the producer back, and each piece
+   * read is done with soon, before V8 moves it to the old generation (which
+   * a queue of pieces waiting for the threads made grow with the input).
    * Between turns a due batch is committed and a changed config takes effect.
    */
   private async stdinLoop(): Promise<void> {
     const stdin = this.opts.stdin ?? process.stdin;
-    const onData = (chunk: Buffer): void => {
-      this.stdinQueue.push(chunk);
-      this.stdinQueueBytes += chunk.length;
-      if (this.stdinQueueBytes >= STDIN_QUEUE_BYTES) stdin.pause();
-      this.wake();
-    };
+    const onReadable = (): void => this.wake();
     const onEnd = (): void => {
       this.stdinEnded = true;
       this.wake();
@@ -644,7 +636,7 @@ export class ContinuousProcessor {
       this.log('error', `reading stdin failed: ${err.message}`);
       onEnd();
     };
-    stdin.on('data', onData);
+    stdin.on('readable', onReadable);
     stdin.on('end', onEnd);
     stdin.on('error', onError);
     // One thread transforms here (see transformStdinHere): no pool.
@@ -658,25 +650,25 @@ export class ContinuousProcessor {
           await this.commitBatch(this.batch);
           continue;
         }
-        if (this.stdinQueue.length > 0) {
-          const pieces = this.takeStdinQueue();
-          if (stdin.isPaused()) stdin.resume();
+        const pieces = readStdin(stdin);
+        if (pieces.length > 0) {
           await this.transformStdin(pieces);
           continue;
         }
         if (this.stdinEnded) break;
+        // Nothing to read now: the lines packed so far go to the threads before waiting for more.
+        if (await this.flushStdin()) continue;
         const untilBatch = this.batch ? this.rotateMs - this.batch.ageMs() : Infinity;
         await this.sleep(Math.min(untilBatch, this.nextReload - Date.now(), 60_000));
       }
       // Stopping, or stdin ended: what was read from the pipe is in memory only; it goes into the last batch.
-      stdin.pause();
-      await this.transformStdin(this.takeStdinQueue(), this.stdinEnded);
+      await this.transformStdin(readStdin(stdin), this.stdinEnded);
       if (!this.stdinEnded && this.stdinLines.pendingBytes > 0) {
         this.log('warn', `stopping in the middle of a stdin line: ${this.stdinLines.pendingBytes} bytes dropped`);
       }
       await this.endStdinFeed();
     } finally {
-      stdin.off('data', onData);
+      stdin.off('readable', onReadable);
       stdin.off('end', onEnd);
       stdin.off('error', onError);
       stdin.pause();
@@ -689,13 +681,6 @@ export class ContinuousProcessor {
       }
       await this.pool?.close();
     }
-  }
-
-  private takeStdinQueue(): Buffer[] {
-    const pieces = this.stdinQueue;
-    this.stdinQueue = [];
-    this.stdinQueueBytes = 0;
-    return pieces;
   }
 
   /**
@@ -726,17 +711,9 @@ export class ContinuousProcessor {
         bytes += piece.length;
       }
       if (ended) await this.stdinLines.end(sink);
-      // Lines are held back for a fuller chunk only while more input waits: a trickle reaches the threads as it comes.
-      if (this.stdinQueue.length === 0) await packer?.flush();
       if (batch.writers.needsDrain()) await batch.writers.drain();
     } catch (err) {
-      // A thread's failure or this thread's (the quarantine's output): the lines in hand are lost either way.
-      this.stdinFeed?.feed.fail(err);
-      const threadsFailed = await this.endStdinFeed().then(
-        () => null,
-        (e: unknown) => e,
-      );
-      throw threadsFailed ?? this.abandonStdinBatch(batch, err);
+      throw await this.stdinFailed(batch, err);
     }
     batch.lines += this.stdinLines.lineNo - linesBefore;
     // The bytes read from stdin (the threads count those of their chunks, where globs are inflated).
@@ -756,19 +733,22 @@ export class ContinuousProcessor {
   /**
    * With one thread, stdin lines are transformed here, on the main thread,
    * rather than by a pool of one: measured on 128 MB of generated edge lines
-   * on a loaded 2-core machine, one pool thread took as much CPU time and no
-   * less wall time, and peaked 30-100 MB higher (a second V8 heap, the chunk
-   * buffers). The lines are those the threads would get (stdin-lines.ts) and
-   * are decoded as their reader does (lines.ts): a run's text split at LF, one
-   * trailing CR dropped (an LF never falls inside a UTF-8 character, so
-   * decoding a run whole or in pieces gives the same text; lines over the
-   * limit were taken out already). So both ways make the same output.
+   * on a loaded 2-core machine, 3 runs each, here 2.2-2.4 s (2.4-2.5 s of CPU),
+   * peak RSS 131-134 MB; a pool of one 2.4-3.3 s (2.7-3.7 s of CPU), 206-221
+   * MB (a second V8 heap, the chunk buffers, the cutting and copying on top of
+   * the transform). The lines are those the threads would get (stdin-lines.ts)
+   * and are decoded as their reader does (lines.ts): split at LF, one trailing CR
+   * dropped (an LF never falls inside a UTF-8 character, so decoding line by
+   * line or in pieces gives the same text; lines over the limit were taken out
+   * already). So both ways make the same output. Decoded line by line, not as
+   * one string split (whose slices keep it alive): 25 MB less peak RSS.
    */
   private async transformStdinHere(batch: Batch, source: string, firstLineNo: number, data: Buffer): Promise<void> {
-    const lines = data.toString('utf8', 0, data.length - 1).split('\n');
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i] as string;
-      if (line.charCodeAt(line.length - 1) === 0x0d) lines[i] = line.slice(0, -1);
+    const lines: string[] = [];
+    for (let at = 0; at < data.length;) {
+      const lf = data.indexOf(0x0a, at);
+      lines.push(data.toString('utf8', at, lf > at && data[lf - 1] === 0x0d ? lf - 1 : lf));
+      at = lf + 1;
     }
     const waiting = batch.processor.processLines(lines, firstLineNo, source);
     if (waiting) await waiting;
@@ -812,6 +792,36 @@ export class ContinuousProcessor {
     await batch.settle();
     this.stdinFeed = null;
     if (failure !== null) throw this.abandonStdinBatch(batch, failure);
+  }
+
+  /**
+   * Sends the lines packed so far to the threads, if any: they are not held
+   * back for a fuller chunk once nothing more is ready to read, so a trickle
+   * of input reaches the threads as it comes. False when there were none.
+   */
+  private async flushStdin(): Promise<boolean> {
+    const open = this.stdinFeed;
+    if (open === null || open.packer.pendingBytes === 0) return false;
+    try {
+      await open.packer.flush();
+    } catch (err) {
+      throw await this.stdinFailed(open.batch, err);
+    }
+    return true;
+  }
+
+  /**
+   * A thread's failure or this thread's (the quarantine's output) while stdin
+   * lines were in hand: they are lost either way, so the batch is given up.
+   * Returns the error that stops the processor.
+   */
+  private async stdinFailed(batch: Batch, err: unknown): Promise<unknown> {
+    this.stdinFeed?.feed.fail(err);
+    const threadsFailed = await this.endStdinFeed().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    return threadsFailed ?? this.abandonStdinBatch(batch, err);
   }
 
   /**
@@ -891,7 +901,10 @@ export class ContinuousProcessor {
   }
 
   private sleep(ms: number): Promise<void> {
-    if (this.stopping) return Promise.resolve();
+    if (this.stopping || this.woken) {
+      this.woken = false;
+      return Promise.resolve();
+    }
     const wait = Math.max(10, Math.min(ms, 60_000));
     return new Promise((resolve) => {
       const done = (): void => {
@@ -904,8 +917,10 @@ export class ContinuousProcessor {
     });
   }
 
+  /** Ends the loop's sleep; one that comes while the loop is awake ends its next sleep at once (not lost). */
   private wake(): void {
-    this.wakeUp?.();
+    if (this.wakeUp !== null) this.wakeUp();
+    else this.woken = true;
   }
 
   /** One processor per state dir: a lock file holding our pid; a dead owner's lock is taken over. */
@@ -928,6 +943,19 @@ export class ContinuousProcessor {
     }
     throw new Error(`cannot take the lock ${this.lockPath}`);
   }
+}
+
+/** What stdin has ready now, up to STDIN_TURN_BYTES (paused mode: nothing is read ahead beyond the stream's buffer). */
+function readStdin(stdin: Readable): Buffer[] {
+  const pieces: Buffer[] = [];
+  let bytes = 0;
+  while (bytes < STDIN_TURN_BYTES) {
+    const piece = stdin.read() as Buffer | null;
+    if (piece === null) break;
+    pieces.push(piece);
+    bytes += piece.length;
+  }
+  return pieces;
 }
 
 function isAlive(pid: number): boolean {
