@@ -371,7 +371,7 @@ async function main(): Promise<void> {
             default: false,
             describe: 'load nothing (no embedded default warehouse for local input and output)',
           })
-          .option('threads', { type: 'number', describe: 'transform threads for file input (default: one per core)' }),
+          .option('threads', { type: 'number', describe: 'transform threads (default: one per core)' }),
       async (argv) => {
         if (!argv.follow && !argv.check) {
           throw new UsageError('spade process needs --follow (only the continuous mode exists) or --check');

@@ -2,11 +2,11 @@
  * One or a few inputs spread over every thread of the pool: the main thread
  * reads each input as a stream (gunzipped on libuv's thread pool), cuts the
  * decompressed bytes at line ends into chunks of about `chunkBytes`, and hands
- * each chunk to whichever transform thread asks for one next (thread.ts,
- * `chunks` tasks). One task per thread, so each thread writes one output
- * series whatever the number of chunks. At most one cut chunk waits for a
- * thread, and each thread holds the one it works on: memory stays flat
- * (threads + 1 chunks, plus the piece being cut) however large the input.
+ * each chunk to whichever transform thread asks for one next (chunk-feed.ts).
+ * One task per thread, so each thread writes one output series whatever the
+ * number of chunks. At most one cut chunk waits for a thread, and each thread
+ * holds the one it works on: memory stays flat (threads + 1 chunks, plus the
+ * piece being cut) however large the input.
  *
  * Line numbers and sources are the input's own: each chunk carries its
  * source and the number of its first line. Damage (truncated or corrupt gzip)
@@ -16,23 +16,13 @@
  * dropped connection) fails the whole job, as it fails a `urls` task.
  */
 import type { Readable } from 'node:stream';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { decodedChunks } from '../input/lines.js';
-import { emptyCounts, mergeCounts } from '../transform/outcomes.js';
+import { ChunkFeed, CHUNK_BYTES } from './chunk-feed.js';
 import { openUrl } from './open-url.js';
 import { collectYoungGeneration } from './young-gc.js';
 import type { TransformPool } from './pool.js';
-import type { ChunkRequest, DamagedInput, InputChunk, TaskResult, TransformTask } from './thread.js';
+import type { DamagedInput, InputChunk, TaskResult, TransformTask } from './thread.js';
 
-/**
- * Decompressed bytes per chunk. A chunk costs one copy and two messages, so
- * any size above a few hundred KiB makes that negligible; what a larger chunk
- * costs is memory (threads + 2 chunk buffers) and the tail of the run, when
- * the last chunk's thread works alone. On the benchmark's single file
- * (138 MB, 2 threads, a loaded machine) 1, 2 and 4 MiB ran alike within the
- * noise, and peak RSS rose from ~242 MB (1-2 MiB) to ~255 MB (4 MiB).
- */
-export const CHUNK_BYTES = 2 * 1024 * 1024;
 /**
  * The reader's buffers: local files are read, and gunzipped into, pieces of
  * this size instead of the transform threads' 1 MiB (lines.ts, open-url.ts).
@@ -99,106 +89,11 @@ function countLines(buf: Uint8Array): number {
 }
 
 /**
- * The chunk buffers, each filled here, moved to a thread and moved back with
- * its next request (see ChunkRequest in thread.ts): threads + 1 of them are
- * ever allocated, plus one-off larger ones for lines longer than a chunk.
- */
-class ChunkBuffers {
-  private readonly free: ArrayBuffer[] = [];
-
-  constructor(private readonly capacity: number) {}
-
-  take(size: number): ArrayBuffer {
-    if (size > this.capacity) return new ArrayBuffer(size);
-    return this.free.pop() ?? new ArrayBuffer(this.capacity);
-  }
-
-  give(buf: ArrayBuffer): void {
-    if (buf.byteLength === this.capacity) this.free.push(buf);
-  }
-
-  /** Copies `pieces` (and `tail` of the next one) into a buffer: the buffer and the bytes' length. */
-  fill(pieces: Buffer[], tail: Buffer | null): { data: ArrayBuffer; length: number } {
-    let length = tail ? tail.length : 0;
-    for (const p of pieces) length += p.length;
-    const data = this.take(length);
-    const out = new Uint8Array(data);
-    let off = 0;
-    for (const p of pieces) {
-      out.set(p, off);
-      off += p.length;
-    }
-    if (tail) out.set(tail, off);
-    return { data, length };
-  }
-}
-
-/** Hands chunks to the threads that ask for one; see spreadInputs. */
-class ChunkDispatcher {
-  private readonly asking: MessagePort[] = [];
-  /** Readers waiting for a thread to ask. */
-  private readonly waiting: (() => void)[] = [];
-  private ended = false;
-  failure: unknown = null;
-
-  constructor(
-    private readonly ports: MessagePort[],
-    readonly buffers: ChunkBuffers,
-  ) {
-    for (const port of ports) {
-      port.on('message', (request: ChunkRequest) => {
-        if (request.done) buffers.give(request.done);
-        if (this.ended) port.postMessage(null);
-        else {
-          this.asking.push(port);
-          this.notify();
-        }
-      });
-    }
-  }
-
-  fail(err: unknown): void {
-    this.failure ??= err;
-    this.notify();
-  }
-
-  private notify(): void {
-    for (const wake of this.waiting.splice(0)) wake();
-  }
-
-  /** Waits for a thread that asks, then moves the chunk to it. Throws once a task failed. */
-  async send(chunk: InputChunk): Promise<void> {
-    for (;;) {
-      if (this.failure) throw this.failure;
-      const port = this.asking.shift();
-      if (port !== undefined) {
-        port.postMessage(chunk, [chunk.data]);
-        return;
-      }
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    }
-  }
-
-  /** No more chunks: every thread that asks (now or later) is told so. */
-  end(): void {
-    this.ended = true;
-    for (const port of this.asking.splice(0)) port.postMessage(null);
-  }
-
-  close(): void {
-    for (const port of this.ports) port.close();
-  }
-}
-
-/**
  * Reads one input and sends its chunks; returns its damage, if any. Throws
  * when reading fails (not damage) or a task failed.
  */
-async function sendInput(
-  input: SpreadInput,
-  chunkBytes: number,
-  dispatcher: ChunkDispatcher,
-): Promise<DamagedInput | null> {
+async function sendInput(input: SpreadInput, feed: ChunkFeed): Promise<DamagedInput | null> {
+  const { chunkBytes } = feed;
   const { source } = input;
   let raw: Readable;
   try {
@@ -215,14 +110,14 @@ async function sendInput(
   // An over-long line being skipped: its head and its length so far.
   let tooLong = null as { head: Buffer; bytes: number } | null;
 
-  const { buffers } = dispatcher;
+  const { buffers } = feed;
   const sendLines = async (
     chunk: { data: ArrayBuffer; length: number },
     lines: number,
     bad?: InputChunk['bad'],
     last?: boolean,
   ): Promise<void> => {
-    await dispatcher.send({ source, ...chunk, firstLineNo: lineNo, bad, last });
+    await feed.send({ source, ...chunk, firstLineNo: lineNo, bad, last });
     lineNo += lines + (bad ? 1 : 0);
   };
   // A fresh one each time: a moved buffer cannot be moved again.
@@ -282,7 +177,7 @@ async function sendInput(
       if (pendingBytes >= chunkBytes) await cut();
     }
   } catch (err) {
-    if (dispatcher.failure) throw dispatcher.failure;
+    if (feed.failure) throw feed.failure;
     // zlib's errors carry Z_* codes (truncated or corrupt gzip); anything else is a failed read.
     if (!String((err as { code?: unknown }).code ?? '').startsWith('Z_'))
       throw new Error(`reading ${source} failed: ${(err as Error).message}`, { cause: err });
@@ -333,19 +228,8 @@ export async function spreadInputs(
   taskFor: (i: number) => Omit<TransformTask, 'input'>,
   opts: SpreadOptions = {},
 ): Promise<TaskResult> {
-  const chunkBytes = opts.chunkBytes ?? CHUNK_BYTES;
-  const channels = Array.from({ length: pool.threads }, () => new MessageChannel());
   // Pieces of decoded input are at most 1 MiB (gunzip's output buffer, a file read).
-  const dispatcher = new ChunkDispatcher(
-    channels.map((c) => c.port1),
-    new ChunkBuffers(chunkBytes + 1024 * 1024),
-  );
-  const tasks = channels.map((c, i) =>
-    pool.run({ ...taskFor(i), input: { kind: 'chunks', port: c.port2 } }).catch((err: unknown) => {
-      dispatcher.fail(err);
-      throw err;
-    }),
-  );
+  const feed = new ChunkFeed(pool, taskFor, opts.chunkBytes ?? CHUNK_BYTES, 1024 * 1024);
   const damage: (DamagedInput | null)[] = [];
   let readFailure: unknown = null;
   let next = 0;
@@ -353,28 +237,16 @@ export async function spreadInputs(
     while (next < inputs.length && readFailure === null) {
       const i = next++;
       try {
-        damage[i] = await sendInput(inputs[i]!, chunkBytes, dispatcher);
+        damage[i] = await sendInput(inputs[i]!, feed);
       } catch (err) {
         readFailure ??= err;
         // The other readers stop at their next chunk.
-        dispatcher.fail(err);
+        feed.fail(err);
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(inputs.length, CONCURRENT_READERS) }, reader));
-  dispatcher.end();
-  const inputErrors = damage.filter((d): d is DamagedInput => d !== null && d !== undefined);
-  const settled = await Promise.allSettled(tasks);
-  dispatcher.close();
-  for (const s of settled) if (s.status === 'rejected') throw s.reason;
+  const result = await feed.finish();
   if (readFailure) throw readFailure;
-  const results = settled.map((s) => (s as PromiseFulfilledResult<TaskResult>).value);
-  if (new Set(results.map((r) => r.digest.digest)).size > 1)
-    throw new Error('the threads transformed with different settings');
-  return {
-    counts: results.reduce((acc, r) => mergeCounts(acc, r.counts), emptyCounts()),
-    files: results.flatMap((r) => r.files),
-    inputErrors,
-    digest: results[0]!.digest,
-  };
+  return { ...result, inputErrors: damage.filter((d): d is DamagedInput => d !== null && d !== undefined) };
 }

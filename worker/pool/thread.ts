@@ -1,8 +1,9 @@
 /**
  * Piscina thread entry: runs one transform task from start to end and returns
  * its counts and the files it wrote. A task reads either a group of input
- * files itself (`urls`), or the chunks of one or more inputs that the main
- * thread reads and cuts at line ends (`chunks`, see spread.ts): it asks for a
+ * files itself (`urls`), or the chunks of lines that the main thread cuts
+ * (`chunks`, see chunk-feed.ts: inputs read there, spread.ts; or standard
+ * input of the continuous processor, line-runs.ts): it asks for a
  * chunk, transforms it, asks for the next, until told the inputs are done, so
  * a free thread is the one that gets the next chunk. Each task writes its own
  * output files (fileTag), so a task knows nothing of other tasks and a retried
@@ -46,6 +47,22 @@ export interface InputChunk {
   bad?: { reason: 'truncated_input' | 'line_too_long'; text: string; bytes: number };
   /** This is the input's last chunk (for the progress count of finished inputs). */
   last?: boolean;
+  /**
+   * When `data` holds lines of more than one source or numbering (standard
+   * input of the continuous processor: edge lines, and the edge lines of the
+   * globs decoded between them): its runs of lines, in order, which then name
+   * the sources and line numbers instead of `source` and `firstLineNo`
+   * (those of the first run). `bad` follows the last run.
+   */
+  runs?: LineRun[];
+}
+
+/** Consecutive lines of a chunk from one source, numbered on from `firstLineNo`. */
+export interface LineRun {
+  source: string;
+  firstLineNo: number;
+  /** The run's length in the chunk's data: complete lines, each ending in LF. */
+  bytes: number;
 }
 
 /**
@@ -65,7 +82,19 @@ export interface TransformTask {
   /** The GeoIP databases of `settings`, read once for all threads (set by the pool, see shared-geoip.ts). */
   sharedGeoIp?: SharedGeoIpFiles;
   input: TaskInput;
-  output: { location: string; prefix: string; fileTag: string; rotateBytes?: number; gzipLevel?: number };
+  output: {
+    location: string;
+    prefix: string;
+    fileTag: string;
+    rotateBytes?: number;
+    gzipLevel?: number;
+    /**
+     * Spool every file under this directory (OutputWriters' `spoolDir`) rather
+     * than a private temp one: the continuous processor's stdin batches, whose
+     * files a hard kill leaves for the next start to salvage.
+     */
+    spoolDir?: string;
+  };
 }
 
 /** An input whose bytes ended early or broke (truncated or corrupt gzip): its complete lines before that were processed. */
@@ -115,6 +144,7 @@ export default async function runTask(task: TransformTask): Promise<TaskResult> 
     fileTag: task.output.fileTag,
     rotateBytes: task.output.rotateBytes,
     gzipLevel: task.output.gzipLevel,
+    spoolDir: task.output.spoolDir,
     rowUuids: task.settings.rowUuids,
   });
   const processor = new EventProcessor(prepared.processorOptions, writers);
@@ -160,15 +190,22 @@ async function transformChunks(
     });
   try {
     for (let chunk = await next(); chunk !== null; chunk = await next(chunk.data)) {
-      const { source, firstLineNo, bad } = chunk;
-      const lines = Readable.from([Buffer.from(chunk.data, 0, chunk.length)]);
-      const res = await transformStream(lines, source, processor, writers, {
-        progress,
-        firstLineNo,
-        alreadyDecoded: true,
-      });
+      const { bad } = chunk;
+      const runs = chunk.runs ?? [{ source: chunk.source, firstLineNo: chunk.firstLineNo, bytes: chunk.length }];
+      let offset = 0;
+      let after = { source: chunk.source, lineNo: chunk.firstLineNo };
+      for (const { source, firstLineNo, bytes } of runs) {
+        const lines = Readable.from([Buffer.from(chunk.data, offset, bytes)]);
+        offset += bytes;
+        const res = await transformStream(lines, source, processor, writers, {
+          progress,
+          firstLineNo,
+          alreadyDecoded: true,
+        });
+        after = { source, lineNo: firstLineNo + res.lines };
+      }
       if (bad) {
-        processor.badLine(source, firstLineNo + res.lines, bad.reason, bad.text);
+        processor.badLine(after.source, after.lineNo, bad.reason, bad.text);
         processor.counts.inputBytes += bad.bytes;
         progress(bad.bytes, 1);
       }

@@ -6,14 +6,17 @@
  * batch that dies uncommitted leaves only files no manifest names, which are
  * never loaded; its inputs are processed again by a later batch.
  *
- * Rows transformed on the main thread (stdin mode) are spooled under
- * `<state>/spool/<batch-id>/`, next to a small `<batch-id>.json` record, so that
- * after a hard kill start-up knows which batch a torn spool file belonged to
- * (salvage-spool.ts). Input files (file mode) are transformed by pool tasks
- * that write their own files, tagged `<batch-id>-t<n>`; the batch collects
- * the results of the tasks that succeeded, and commits once none is running.
- * A failed task adds nothing (its inputs are read again by a later task), and
- * after a kill the files of uncommitted batches are named by no manifest.
+ * Input is transformed by pool tasks that write their own files, tagged
+ * `<batch-id>-t<n>` (stdin with one thread: on the main thread, into the
+ * batch's own `writers`); the batch collects the results of the tasks that
+ * succeeded, and commits once none is running. File mode: a failed task adds
+ * nothing (its inputs are read again by a later task), and after a kill the
+ * files of uncommitted batches are named by no manifest. Stdin mode: stdin
+ * cannot be read again, so the files of a stdin batch (its tasks' and the
+ * quarantine of lines rejected on the main thread) are spooled under
+ * `<state>/spool/<batch-id>/`, next to a small `<batch-id>.json` record, so
+ * that after a hard kill start-up knows which batch a torn spool file belonged
+ * to and commits what it salvages (salvage-spool.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -100,7 +103,8 @@ export class Batch {
   private nextTask = 0;
   /** Input keys of the running tasks. */
   private readonly inFlight = new Set<string>();
-  private readonly spoolDir: string;
+  /** Where the batch's files are spooled until uploaded (stdin mode: its threads' files too), for salvage. */
+  readonly spoolDir: string;
   private readonly recordPath: string;
   /** Columns of each `event/v<version>`, from the first config of this batch that has it. */
   private readonly columnsOf = new Map<string, string[]>();
@@ -141,8 +145,8 @@ export class Batch {
 
   static async open(opts: BatchOptions): Promise<Batch> {
     const batch = new Batch(opts);
-    // Only stdin rows are written on this thread (file input goes to pool tasks, which
-    // spool on their own): a file-mode batch has nothing to salvage after a kill.
+    // File input can be read again: a file-mode batch has nothing to salvage after a kill
+    // (its tasks spool on their own).
     if (opts.mode !== 'stdin') return batch;
     await mkdir(batch.spoolDir, { recursive: true, mode: 0o700 });
     const record: SpoolRecord = {

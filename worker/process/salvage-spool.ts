@@ -37,19 +37,21 @@ interface ParsedSpoolName {
 /**
  * The output key a spool file was for. OutputWriters names spool files
  * `<12 hex>-<key with [^A-Za-z0-9._-] as '_', last 100 chars>`; keys are
- * `<runtag>/<event>/v<n>/<batch>-<seq>.tsv.gz`, `<runtag>/_nontracked/...json.gz`
- * or `<runtag>/_quarantine/...json.gz`. Null when the name was cut too short to tell.
+ * `<runtag>/<event>/v<n>/<tag>-<seq>.tsv.gz`, `<runtag>/_nontracked/...json.gz`
+ * or `<runtag>/_quarantine/...json.gz`, where the tag is the batch id (files
+ * written on the main thread) or `<batch>-t<n>` (a pool task's, see
+ * Batch.taskTag). Null when the name was cut too short to tell.
  */
 export function parseSpoolName(name: string, rec: SpoolRecord): ParsedSpoolName | null {
   const m = /^[0-9a-f]{12}-(.*)$/.exec(name);
   if (!m) return null;
   const rest = m[1] as string;
-  const tail = new RegExp(`_${rec.batch}-(\\d{5})(\\.tsv\\.gz|\\.json\\.gz)$`).exec(rest);
+  const tail = new RegExp(`_(${rec.batch}(?:-t\\d+)?)-(\\d{5})(\\.tsv\\.gz|\\.json\\.gz)$`).exec(rest);
   if (!tail) return null;
   const head = rest.slice(0, tail.index);
   if (!head.startsWith(`${rec.runtag}_`)) return null;
   const middle = head.slice(rec.runtag.length + 1);
-  const file = `${rec.batch}-${tail[1]}${tail[2]}`;
+  const file = `${tail[1]}-${tail[2]}${tail[3]}`;
   if (middle === '_nontracked' || middle === '_quarantine') {
     return {
       key: `${rec.runtag}/${middle}/${file}`,
@@ -57,7 +59,7 @@ export function parseSpoolName(name: string, rec: SpoolRecord): ParsedSpoolName 
     };
   }
   const ev = /^([A-Za-z0-9_][A-Za-z0-9_-]*)_v(\d+)$/.exec(middle);
-  if (!ev || tail[2] !== '.tsv.gz') return null;
+  if (!ev || tail[3] !== '.tsv.gz') return null;
   const event = ev[1] as string;
   const version = Number(ev[2]);
   return { key: `${rec.runtag}/${event}/v${version}/${file}`, meta: { kind: 'rows', event, version } };
