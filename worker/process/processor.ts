@@ -316,7 +316,12 @@ export class ContinuousProcessor {
     }
     // Shutdown: commit what is in hand, let a running append finish, save.
     if (this.batch !== null) {
-      if (!(await this.commitBatch(this.batch))) code = 1;
+      try {
+        if (!(await this.commitBatch(this.batch))) code = 1;
+      } catch (err) {
+        this.log('error', (err as Error).message);
+        code = 1;
+      }
     }
     await this.loader?.stop();
     await this.kinesis?.stop();
@@ -527,6 +532,8 @@ export class ContinuousProcessor {
       committed = await batch.commit(this.inputLocation);
     } catch (err) {
       await this.kinesis?.forget(manifestKey);
+      // Stdin cannot be read again: its batch (spool and uploaded files) is left to the next start's salvage.
+      if (this.stdinMode) throw this.abandonStdinBatch(batch, `commit failed: ${(err as Error).message}`);
       this.failBatch(batch, `commit failed: ${(err as Error).message}`);
       await batch.abort();
       return false;

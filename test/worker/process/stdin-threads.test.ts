@@ -15,6 +15,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  rmSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -34,7 +35,14 @@ import { repoRoot } from '../../helpers/fixtures.js';
 import { DEMO_CONFIG, SPADE } from '../../helpers/replay-env.js';
 import { startS3Proxy } from '../../helpers/s3proxy.js';
 import { startS3Server } from '../../helpers/s3server.js';
-import { committedOutput, killRunningProcessors, startProcessor, tempDir, waitUntil } from './harness.js';
+import {
+  committedOutput,
+  killRunningProcessors,
+  sortedEntries,
+  startProcessor,
+  tempDir,
+  waitUntil,
+} from './harness.js';
 
 after(killRunningProcessors);
 
@@ -413,6 +421,46 @@ test('an output that fails stops the processor loudly, the stdin batch left to s
     assert.ok(existsSync(join(state, 'spool', `${m[1]}.json`)), 'the batch is left for salvage');
     assert.equal((await committedOutput(new LocalStore(out))).manifests.length, 0, 'nothing committed');
   }
+});
+
+test('a stdin batch whose commit fails is left to salvage, and the next start commits its rows', async (t) => {
+  const dir = tempDir(t, 'stdin-commit-fail');
+  const lines = Array.from({ length: 5_000 }, (_, i) => edgeLine(i)).join('\n') + '\n';
+  const run = async (out: string, state: string, input: string): Promise<{ code: number; stderr: string }> =>
+    runProcess(
+      ['process', '--follow', '--input', '-', '--output', out, '--state-dir', state, '--config', DEMO_CONFIG],
+      input,
+    );
+  const clean = await run(join(dir, 'clean-out'), join(dir, 'clean-state'), lines);
+  assert.equal(clean.code, 0, clean.stderr);
+  const expected = await committedOutput(new LocalStore(join(dir, 'clean-out')));
+  assert.ok((expected.rows.get('login') ?? 0) > 0);
+
+  const out = join(dir, 'out');
+  const state = join(dir, 'state');
+  // A file where the success manifests' directory must go: the rows upload, the manifest does not.
+  const obstacles = [utcDate(Date.now()), utcDate(Date.now() + 86_400_000)].map((day) => join(out, day, '_success'));
+  for (const file of obstacles) {
+    mkdirSync(join(file, '..'), { recursive: true });
+    writeFileSync(file, 'in the way');
+  }
+  const failed = await run(out, state, lines);
+  assert.equal(failed.code, 1, failed.stderr);
+  const m = /output of stdin batch (b[0-9a-z]+) failed \(left for salvage at the next start\): commit failed/.exec(
+    failed.stderr,
+  );
+  assert.ok(m, failed.stderr);
+  assert.ok(existsSync(join(state, 'spool', `${m[1]}.json`)), 'the batch is left for salvage');
+
+  for (const file of obstacles) rmSync(file);
+  const restarted = await run(out, state, '');
+  assert.equal(restarted.code, 0, restarted.stderr);
+  const got = await committedOutput(new LocalStore(out));
+  assert.deepEqual(
+    got.manifests.map((x) => [x.manifest.partition, x.manifest.salvaged]),
+    [[m[1], true]],
+  );
+  assert.deepEqual(sortedEntries(got.rows), sortedEntries(expected.rows), 'every row of the failed batch committed');
 });
 
 /**
