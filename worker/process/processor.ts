@@ -322,7 +322,9 @@ export class ContinuousProcessor {
       if (this.stdinMode) await this.stdinLoop();
       else await this.fileLoop();
     } catch (err) {
-      this.log('error', `processor failed: ${(err as Error).stack ?? String(err)}`);
+      // One line, as the command line reports failures; the stack only with SPADE_DEBUG=1.
+      this.log('error', `processor failed: ${err instanceof Error ? err.message : String(err)}`);
+      if (process.env.SPADE_DEBUG === '1' && err instanceof Error && err.stack) this.log('error', err.stack);
       code = 1;
     }
     // Shutdown: commit what is in hand, let a running append finish, save.

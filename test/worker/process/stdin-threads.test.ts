@@ -418,6 +418,7 @@ test('an output that fails stops the processor loudly, the stdin batch left to s
     const m = failed.exec(res.stderr);
     assert.ok(m, res.stderr);
     assert.doesNotMatch(res.stderr, /Unhandled/);
+    assert.doesNotMatch(res.stderr, /\n\s+at /, 'no stack trace');
     assert.ok(existsSync(join(state, 'spool', `${m[1]}.json`)), 'the batch is left for salvage');
     assert.equal((await committedOutput(new LocalStore(out))).manifests.length, 0, 'nothing committed');
   }
