@@ -35,6 +35,7 @@ import { createTransformPool, defaultThreads, type TransformPool } from '../pool
 import { ChunkFeed, CHUNK_BYTES } from '../pool/chunk-feed.js';
 import { LineRunPacker } from '../pool/line-runs.js';
 import { filesPerTask, spreadInputs, urlInputs } from '../pool/spread.js';
+import { sharedGeoIpFiles } from '../pool/shared-geoip.js';
 import { collectYoungGeneration } from '../pool/young-gc.js';
 import type { TaskResult, TransformTask } from '../pool/thread.js';
 import { openStore } from '../store/location.js';
@@ -251,7 +252,7 @@ export class ContinuousProcessor {
       // Kinesis records carry the edge event's uuid, read from the row files' sidecars.
       ...(this.opts.kinesis ? { rowUuids: true } : {}),
     };
-    this.prepared = await prepareTransform(this.settings);
+    this.prepared = await this.prepare(this.settings);
     this.nextReload = Date.now() + this.reloadMs;
     this.output = openStore(this.opts.output);
 
@@ -880,7 +881,7 @@ export class ContinuousProcessor {
         return;
       }
       settings = { ...this.settings, configText: text };
-      prepared = await prepareTransform(settings);
+      prepared = await this.prepare(settings);
     } catch (err) {
       this.metrics.reloads.rejected++;
       this.log('error', `config reload (${why}) rejected, keeping the current config: ${(err as Error).message}`);
@@ -893,6 +894,11 @@ export class ContinuousProcessor {
     this.batch?.switchProcessor(prepared.processorOptions, prepared.schemas);
     this.metrics.reloads.ok++;
     this.log('info', `config reloaded (${why}): ${prepared.schemas.length} schemas from ${this.opts.config}`);
+  }
+
+  /** This thread's transform, with the GeoIP databases the pool's threads share (one copy in the process). */
+  private async prepare(settings: TransformSettings): Promise<PreparedTransform> {
+    return prepareTransform(settings, await sharedGeoIpFiles(settings));
   }
 
   private loaderHooks(): ConstructorParameters<typeof ContinuousLoader>[2] {

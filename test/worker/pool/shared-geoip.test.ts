@@ -1,8 +1,9 @@
 /**
  * The GeoIP databases are read once into shared memory for every transform
  * thread (worker/pool/shared-geoip.ts): lookups through the shared bytes equal
- * maxmind's own, and `spade transform` with 4 threads holds a large database
- * once, not once per thread (peak RSS of child processes).
+ * maxmind's own; `spade transform` with 4 threads holds a large database once,
+ * not once per thread, and `spade process` once for its own transform and its
+ * pool's (peak RSS of child processes).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -87,15 +88,15 @@ test('lookups through the shared bytes equal maxmind.open of the file', async ()
 
 const gzLines = (file: string): string[] => gunzipSync(readFileSync(file)).toString('utf8').split('\n').filter(Boolean);
 
-/** Runs `spade transform` on stdin in a child process; its rows (sorted) and peak RSS. */
-async function transform(
+/** Runs `spade <args>` on stdin in a child process; the rows (sorted) of the geo table under `out` and its peak RSS. */
+async function spade(
   args: string[],
   input: Buffer,
   out: string,
 ): Promise<{ code: number; stderr: string; rows: string[]; peakMb: number }> {
   const peakRss = join(repoRoot(), 'dist', 'test', 'helpers', 'peak-rss.js');
   const res = await new Promise<{ code: number; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', peakRss, SPADE, 'transform', '--out', out, ...args], {
+    const child = spawn(process.execPath, ['--import', peakRss, SPADE, ...args], {
       stdio: ['pipe', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -104,13 +105,84 @@ async function transform(
     child.on('close', (code) => resolve({ code: code ?? -1, stderr }));
     child.stdin.end(input);
   });
-  const rows = listFiles(join(out, 'geo')).flatMap(gzLines).sort();
+  const rows = listFiles(out)
+    .filter((f) => /\/geo\/v\d+\/[^/]+\.tsv\.gz$/.test(f))
+    .flatMap(gzLines)
+    .sort();
   const peakMb = Number(/peak-rss-kb (\d+)/.exec(res.stderr)?.[1] ?? NaN) / 1024;
   return { ...res, rows, peakMb };
 }
 
 /** Size of the padded City database: larger than any thread's own memory, so a copy per thread shows. */
 const PAD_MB = 320;
+
+/** Edge lines of `n` geo events, their IPs taken from IPS in turn. */
+function geoLines(n: number): string {
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const data = Buffer.from(JSON.stringify({ event: 'geo', properties: { time: 1699178400 + i, ip: IPS[i % 6] } }));
+    lines.push(
+      JSON.stringify({
+        receivedAt: '2023-11-05T10:00:00.250Z',
+        clientIp: '10.0.0.1',
+        uuid: `u${i}`,
+        data: data.toString('base64'),
+        recordversion: 3,
+      }),
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+test('spade process with 2 threads holds a large GeoIP database once (its own thread and the pool)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'spade-shared-geoip-'));
+  try {
+    const padded = join(dir, 'city.mmdb');
+    paddedDatabase(CITY, padded, PAD_MB * 1024 * 1024);
+    const config = join(dir, 'config.json');
+    writeFileSync(config, CONFIG);
+    const input = Buffer.from(geoLines(20_000));
+    const run = (city: string, name: string): ReturnType<typeof spade> =>
+      spade(
+        [
+          'process',
+          '--follow',
+          '--input',
+          '-',
+          '--output',
+          join(dir, name, 'out'),
+          '--state-dir',
+          join(dir, name, 'state'),
+          '--config',
+          config,
+          '--geoip-city',
+          city,
+          '--geoip-asn',
+          ASN,
+          '--threads',
+          '2',
+        ],
+        input,
+        join(dir, name, 'out'),
+      );
+    const small = await run(CITY, 'small');
+    assert.equal(small.code, 0, small.stderr);
+    const large = await run(padded, 'large');
+    assert.equal(large.code, 0, large.stderr);
+    assert.equal(small.rows.length, 20_000);
+    assert.deepEqual(large.rows, small.rows, 'the same lookups');
+    t.diagnostic(
+      `peak RSS: test database ${small.peakMb.toFixed(0)} MB, padded by ${PAD_MB} MB ${large.peakMb.toFixed(0)} MB`,
+    );
+    // One copy adds PAD_MB; the processor's own transform holding a second one would add twice that.
+    assert.ok(
+      large.peakMb - small.peakMb < 1.5 * PAD_MB,
+      `the padded database added ${(large.peakMb - small.peakMb).toFixed(0)} MB: it is held more than once`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('spade transform with 4 threads holds a large GeoIP database once', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'spade-shared-geoip-'));
@@ -119,24 +191,19 @@ test('spade transform with 4 threads holds a large GeoIP database once', async (
     paddedDatabase(CITY, padded, PAD_MB * 1024 * 1024);
     const config = join(dir, 'config.json');
     writeFileSync(config, CONFIG);
-    const lines: string[] = [];
-    for (let i = 0; i < 40_000; i++) {
-      const data = Buffer.from(JSON.stringify({ event: 'geo', properties: { time: 1699178400 + i, ip: IPS[i % 6] } }));
-      lines.push(
-        JSON.stringify({
-          receivedAt: '2023-11-05T10:00:00.250Z',
-          clientIp: '10.0.0.1',
-          uuid: `u${i}`,
-          data: data.toString('base64'),
-          recordversion: 3,
-        }),
-      );
-    }
-    const input = gzipSync(lines.join('\n') + '\n');
+    const input = gzipSync(geoLines(40_000));
     const common = ['--config', config, '--geoip-city', padded, '--geoip-asn', ASN];
-    const one = await transform([...common, '--threads', '1'], input, join(dir, 'one'));
+    const one = await spade(
+      ['transform', '--out', join(dir, 'one'), ...common, '--threads', '1'],
+      input,
+      join(dir, 'one'),
+    );
     assert.equal(one.code, 0, one.stderr);
-    const four = await transform([...common, '--threads', '4'], input, join(dir, 'four'));
+    const four = await spade(
+      ['transform', '--out', join(dir, 'four'), ...common, '--threads', '4'],
+      input,
+      join(dir, 'four'),
+    );
     assert.equal(four.code, 0, four.stderr);
     assert.equal(one.rows.length, 40_000);
     assert.deepEqual(four.rows, one.rows, 'the same rows whatever the threads');
