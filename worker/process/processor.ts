@@ -341,7 +341,12 @@ export class ContinuousProcessor {
     await this.kinesis?.stop();
     await this.save();
     await this.metricsServer?.close();
-    this.log('info', `stopped (${this.checkpoint.committedCount()} input files committed in the lookback window)`);
+    this.log(
+      'info',
+      this.stdinMode
+        ? `stopped (${this.stdinLines.lineNo} stdin lines read, ${this.stdinReadBytes} bytes)`
+        : `stopped (${this.checkpoint.committedCount()} input files committed in the lookback window)`,
+    );
     return code;
   }
 

@@ -389,6 +389,55 @@ test('a config reload between pieces of stdin: the threads take the new config, 
   assert.ok(tags.size >= 3, [...tags].join(','));
 });
 
+test('SIGTERM with stdin over 2 threads commits exactly the lines read, in order', async (t) => {
+  const dir = tempDir(t, 'stdin-sigterm');
+  const out = join(dir, 'out');
+  const state = join(dir, 'state');
+  const proc = startProcessor(
+    { input: '-', output: out, stateDir: state, config: DEMO_CONFIG, threads: 2, rotateMinutes: 60 },
+    {},
+    'pipe',
+  );
+  await proc.waitFor(/following stdin/);
+  // Until the threads have written rows: stdin stays open, lines keep arriving, then SIGTERM.
+  const sent = await feedUntil('rows of the threads in the spool', proc.child.stdin!, 0, async () =>
+    (await spooled(state)).some((f) => f.lines > 0),
+  );
+  proc.child.kill('SIGTERM');
+  const { code } = await proc.exited;
+  assert.equal(code, 0, proc.stderr());
+
+  const store = new LocalStore(out);
+  const { manifests } = await committedOutput(store);
+  assert.equal(manifests.length, 1, proc.stderr());
+  const counts = manifests.reduce((acc, m) => mergeCounts(acc, m.manifest.counts), emptyCounts());
+  // Every line read is committed: the lines the processor says it read, all of them counted.
+  const read = Number(/stopped \((\d+) stdin lines read/.exec(proc.stderr())?.[1]);
+  assert.ok(read > 0 && read <= sent, `${read} lines read of ${sent} sent`);
+  assert.equal(counts.lines, read, 'lines committed');
+  const got = await readOutput(
+    store,
+    manifests.flatMap((m) => m.manifest.files),
+  );
+  // What spade transform makes of the first `read` lines: no line read was lost or repeated.
+  const text = Array.from({ length: read }, (_, i) => edgeLine(i)).join('\n') + '\n';
+  const expectedDir = join(dir, 'expected');
+  const res = await transformCommand(
+    { inputs: [], config: DEMO_CONFIG, out: expectedDir, threads: 2 },
+    Readable.from([Buffer.from(text)]),
+    () => undefined,
+  );
+  const expected = await readOutput(new LocalStore(expectedDir), res.files);
+  assert.deepEqual([...got.rows.keys()].sort(), [...expected.rows.keys()].sort());
+  for (const [table, rows] of expected.rows) assert.deepEqual(got.rows.get(table), rows, `rows of ${table}`);
+  assert.deepEqual(got.nontracked, expected.nontracked);
+  assert.deepEqual(
+    got.quarantine.map((q) => [q.lineNo, q.reason]),
+    expected.quarantine.map((q) => [q.lineNo, q.reason]),
+  );
+  assert.deepEqual(counts.events, res.counts.events);
+});
+
 test('an output that fails stops the processor loudly, the stdin batch left to salvage (1 and 2 threads)', async (t) => {
   for (const threads of [1, 2]) {
     const dir = tempDir(t, 'stdin-fail');
