@@ -148,6 +148,7 @@ export class PgliteWarehouse implements Warehouse {
   private session(load: CopySource, openFile: OpenFile): LoadSession {
     return {
       tempDroppedOnCommit: true,
+      plannerSettings: true,
       query: (sql, params) => this.run(sql, params),
       copyFiles: async (temp: string, columns: readonly string[], progress: CopyProgress): Promise<number> => {
         let copied = 0;

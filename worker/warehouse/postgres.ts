@@ -138,6 +138,7 @@ export class PostgresWarehouse implements Warehouse {
     return {
       tempDroppedOnCommit: true,
       jitSetting: true,
+      plannerSettings: true,
       query: (sql, params) => runQuery(client, sql, params),
       copyFiles: async (temp: string, columns: readonly string[], progress: CopyProgress): Promise<number> => {
         let copied = 0;

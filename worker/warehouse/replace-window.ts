@@ -18,12 +18,13 @@ import {
 } from './sql.js';
 import {
   buildReview,
-  CURRENT_JIT_SQL,
+  CURRENT_SETTING_SQL,
   refusingFlags,
   reviewColumnsSql,
   reviewedColumns,
   reviewHoursSql,
-  SET_JIT_SQL,
+  reviewSettings,
+  SET_LOCAL_SQL,
   sideAggregate,
   type ReviewedColumn,
   type SideAggregate,
@@ -123,15 +124,28 @@ export async function replaceWindowInTransaction(
     let reviewed: ReviewedColumn[] | undefined;
     const reviewColumns = load.review?.columns !== false;
     let reviewSeconds = 0;
-    /** The review's queries over the window's rows in `source` (review-sql.ts): hours, then (unless off) columns. */
+    const settings = reviewSettings(
+      { jit: session.jitSetting === true, planner: session.plannerSettings === true },
+      reviewColumns,
+    );
+    /**
+     * The review's queries over the window's rows in `source` (review-sql.ts): hours,
+     * then (unless off) columns, with the review's settings, set back after them.
+     * (A failure rolls the transaction back, and with it the settings.)
+     */
     const aggregate = async (source: string): Promise<SideAggregate> => {
       const started = Date.now();
+      const saved: [string, string][] = [];
+      for (const [name, value] of settings) {
+        saved.push([name, String((await session.query(CURRENT_SETTING_SQL, [name])).rows[0]?.v)]);
+        await session.query(SET_LOCAL_SQL, [name, value]);
+      }
       const hours = (await session.query(reviewHoursSql(source), window)).rows;
       const columns = reviewColumns ? (await session.query(reviewColumnsSql(source, reviewed!), window)).rows[0] : null;
+      for (const [name, value] of saved) await session.query(SET_LOCAL_SQL, [name, value]);
       reviewSeconds += (Date.now() - started) / 1000;
       return sideAggregate(hours, columns, reviewed!);
     };
-    let jitWas: string | undefined;
 
     step = 'BEGIN';
     await session.query('BEGIN');
@@ -153,10 +167,6 @@ export async function replaceWindowInTransaction(
     if (load.review) {
       reviewed = reviewColumns ? reviewedColumns(columnNames, recheck.actual, session.catalogLowerCase === true) : [];
       step = 'reviewing the window before the load';
-      if (session.jitSetting && reviewColumns) {
-        jitWas = String((await session.query(CURRENT_JIT_SQL)).rows[0]?.v ?? 'on');
-        await session.query(SET_JIT_SQL, ['jit', 'off']);
-      }
       // The review's count per hour stands in for the count of the window.
       reviewBefore = await aggregate(target);
       result.before = reviewBefore.rows;
@@ -174,7 +184,6 @@ export async function replaceWindowInTransaction(
     if (load.review) {
       step = 'reviewing the staged rows';
       reviewAfter = await aggregate(temp);
-      if (jitWas !== undefined) await session.query(SET_JIT_SQL, ['jit', jitWas]);
     }
     step = 'inserting the window';
     result.inserted = (await session.query(insertWindowSql(target, temp, columnNames), window)).rowCount;

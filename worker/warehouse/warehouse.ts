@@ -129,6 +129,8 @@ export interface LoadSession {
   lockTableSql?(target: string): string;
   /** The server has PostgreSQL's `jit` setting (PostgreSQL; PGlite has no JIT): the review turns it off for its queries. */
   readonly jitSetting?: boolean;
+  /** The server has PostgreSQL's planner settings (PostgreSQL and PGlite, not Redshift): see review-sql.ts reviewSettings. */
+  readonly plannerSettings?: boolean;
   /** Extra words about a failed COPY, looked up after ROLLBACK (Redshift: stl_load_errors). */
   explainCopyFailure?(): Promise<string | undefined>;
 }
