@@ -5,8 +5,8 @@
  * rows the INSERT moves). Two scans per side: rows per Pacific wall-clock hour
  * (reading only `time`; before the DELETE it stands in for the load's count), and
  * one ungrouped row with per column `count(col)` (NULLs = rows - count) and, for
- * numeric columns, min and max. Node only compares the two sides; no row is read
- * into Node.
+ * numeric columns, min and max (not with `--no-review-columns`). Node only
+ * compares the two sides; no row is read into Node.
  *
  * Hours: the `time` column holds Pacific wall-clock timestamps (zone-less, see
  * worker/transform/timefmt.ts `formatPacific`), so grouping by its hour is
@@ -31,7 +31,7 @@ export interface ReviewOptions {
   /**
    * Aggregate every column (NULL shares, min/max): the review's main cost on wide
    * tables (BENCHMARKS.md). false (`--no-review-columns`) keeps the rows per hour
-   * and the shrink flag, which cost about one count of each side.
+   * and the shrink flag: one scan of `time` a side, the first in place of the load's count.
    */
   columns?: boolean;
 }
@@ -203,7 +203,7 @@ export const SET_LOCAL_SQL = 'SELECT set_config($1, $2, true)';
  * - `enable_sort` off: the staging table has no statistics, so the planner expects
  *   about as many hours as rows and sorts them all to count ~25 groups. Hashed
  *   instead: 0.30-0.36 s against 0.41-0.54 s on 1M rows, and bench:replay's review
- *   0.46-0.59 s against 0.72-1.01 s with the rows per hour only.
+ *   0.43-0.52 s against 0.72-1.01 s with the rows per hour only.
  */
 export function reviewSettings(
   server: { jit: boolean; planner: boolean },
