@@ -11,7 +11,7 @@
  * that cannot be read here is left to the thread, which reports it as before
  * (an error naming the file and its flag).
  */
-import { open, stat } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { SharedDatabase, SharedGeoIpFiles } from '../transform/geoip.js';
 import { needsGeoIp, type TransformSettings } from '../transform/setup.js';
 
@@ -20,39 +20,43 @@ const databases = new Map<string, Promise<SharedDatabase | undefined>>();
 /** The last settings' answer of needsGeoIp (tasks of one run share settings). */
 let lastNeeds: { configText: string; tables: string; city?: string; asn?: string; needs: boolean } | null = null;
 
-async function readShared(path: string, id: string, size: number): Promise<SharedDatabase> {
+async function readShared(file: FileHandle, path: string, id: string, size: number): Promise<SharedDatabase> {
   const bytes = new SharedArrayBuffer(size);
   const view = new Uint8Array(bytes);
-  const file = await open(path, 'r');
-  try {
-    for (let done = 0; done < size;) {
-      const { bytesRead } = await file.read(view, done, size - done, done);
-      if (bytesRead === 0) throw new Error(`${path} ended after ${done} of ${size} bytes`);
-      done += bytesRead;
-    }
-  } finally {
-    await file.close();
+  for (let done = 0; done < size;) {
+    const { bytesRead } = await file.read(view, done, size - done, done);
+    if (bytesRead === 0) throw new Error(`${path} ended after ${done} of ${size} bytes`);
+    done += bytesRead;
   }
   return { id, bytes };
 }
 
-/** The bytes of the database at `path`, read once per version of the file; undefined where it cannot be read. */
+/**
+ * The bytes of the database at `path`, read once per version of the file;
+ * undefined where it cannot be read. Size, time and bytes come from one open
+ * file, so a database replaced on disk meanwhile is read whole, old or new.
+ */
 async function sharedDatabase(path: string): Promise<SharedDatabase | undefined> {
-  let info;
+  let file: FileHandle;
   try {
-    info = await stat(path);
+    file = await open(path, 'r');
   } catch {
     return undefined;
   }
-  const id = `${path}|${info.size}|${info.mtimeMs}`;
-  const known = databases.get(path);
-  if (known !== undefined) {
-    const current = await known;
-    if (current?.id === id) return current;
+  try {
+    const info = await file.stat();
+    const id = `${path}|${info.size}|${info.mtimeMs}`;
+    const known = databases.get(path);
+    if (known !== undefined) {
+      const current = await known;
+      if (current?.id === id) return current;
+    }
+    const reading = readShared(file, path, id, info.size).catch(() => undefined);
+    databases.set(path, reading);
+    return await reading;
+  } finally {
+    await file.close();
   }
-  const reading = readShared(path, id, info.size).catch(() => undefined);
-  databases.set(path, reading);
-  return reading;
 }
 
 function tasksNeedGeoIp(settings: TransformSettings): boolean {

@@ -179,6 +179,15 @@ class MaxMindGeoIp implements GeoIp {
   }
 }
 
+/** A reader of shared bytes, refusing a gzip file as `maxmind.open` does. */
+function sharedReader<T extends CityResponse | AsnResponse>(shared: SharedDatabase): Reader<T> {
+  const db = Buffer.from(shared.bytes);
+  if (db[0] === 0x1f && db[1] === 0x8b) {
+    throw new Error('Looks like you are passing in a file in gzip format, please use mmdb database instead.');
+  }
+  return new Reader<T>(db, { cache: decoderCache() });
+}
+
 async function openDatabase<T extends CityResponse | AsnResponse>(
   path: string,
   flag: string,
@@ -189,7 +198,7 @@ async function openDatabase<T extends CityResponse | AsnResponse>(
   let reader: Reader<T>;
   try {
     // A view of the shared bytes, not a copy: every thread's reader walks the same memory.
-    reader = shared ? new Reader<T>(Buffer.from(shared.bytes), { cache: decoderCache() }) : await maxmind.open<T>(path);
+    reader = shared ? sharedReader<T>(shared) : await maxmind.open<T>(path);
   } catch (err) {
     throw new Error(`cannot open GeoIP ${kind} database ${path} (${flag}): ${(err as Error).message}`, { cause: err });
   }

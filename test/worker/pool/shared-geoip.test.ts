@@ -76,6 +76,14 @@ test('lookups through the shared bytes equal maxmind.open of the file', async ()
     }
     assert.equal(geo.city('81.2.69.142'), 'London');
     assert.equal(geo.country('89.160.20.112'), 'SE');
+    // A gzip file is refused as maxmind.open refuses it, naming the file and its flag.
+    const gz = join(dir, 'city.mmdb.gz');
+    writeFileSync(gz, gzipSync(readFileSync(CITY)));
+    const gzSettings = { ...settings, geoipCity: gz };
+    await assert.rejects(openGeoIp({ cityPath: gz }, await sharedGeoIpFiles(gzSettings)), (err: Error) => {
+      assert.match(err.message, /cannot open GeoIP City database .*city\.mmdb\.gz \(--geoip-city\): .*gzip format/);
+      return true;
+    });
     // A config without ip columns reads nothing.
     assert.equal(
       await sharedGeoIpFiles({ ...settings, configText: CONFIG.replace(/"ip(City|Country|Asn)"/g, '"varchar"') }),
