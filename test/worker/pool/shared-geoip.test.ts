@@ -142,13 +142,19 @@ function geoLines(n: number): string {
   return lines.join('\n') + '\n';
 }
 
+/** In `dir`: the City database padded by PAD_MB, and the geo table's config. */
+function largeDatabaseRun(dir: string): { padded: string; config: string } {
+  const padded = join(dir, 'city.mmdb');
+  paddedDatabase(CITY, padded, PAD_MB * 1024 * 1024);
+  const config = join(dir, 'config.json');
+  writeFileSync(config, CONFIG);
+  return { padded, config };
+}
+
 test('spade process with 2 threads holds a large GeoIP database once (its own thread and the pool)', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'spade-shared-geoip-'));
   try {
-    const padded = join(dir, 'city.mmdb');
-    paddedDatabase(CITY, padded, PAD_MB * 1024 * 1024);
-    const config = join(dir, 'config.json');
-    writeFileSync(config, CONFIG);
+    const { padded, config } = largeDatabaseRun(dir);
     const input = Buffer.from(geoLines(20_000));
     const run = (city: string, name: string): ReturnType<typeof spade> =>
       spade(
@@ -195,10 +201,7 @@ test('spade process with 2 threads holds a large GeoIP database once (its own th
 test('spade transform with 4 threads holds a large GeoIP database once', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'spade-shared-geoip-'));
   try {
-    const padded = join(dir, 'city.mmdb');
-    paddedDatabase(CITY, padded, PAD_MB * 1024 * 1024);
-    const config = join(dir, 'config.json');
-    writeFileSync(config, CONFIG);
+    const { padded, config } = largeDatabaseRun(dir);
     const input = gzipSync(geoLines(40_000));
     const common = ['--config', config, '--geoip-city', padded, '--geoip-asn', ASN];
     const one = await spade(
