@@ -6,7 +6,7 @@
  * Every text from the data (names, messages) is escaped.
  */
 import type { ColumnReview, HourReview, TableReview } from '../../worker/warehouse/review-sql.js';
-import { columnFlag, hourLabel, percent } from './print.js';
+import { columnFlag, flagKinds, hourLabel, percent } from './print.js';
 import { flaggedTables, type RunReview, type TableReviewEntry } from './record.js';
 
 export function escapeHtml(text: string): string {
@@ -132,9 +132,7 @@ export function reviewPage(run: RunReview): string {
     `<style>${STYLE}</style></head><body>` +
     `<h1>${escapeHtml(title)}${run.preview ? ' (preview: nothing was changed)' : ''}</h1>` +
     `<p class="meta">window ${escapeHtml(run.window.start)} .. ${escapeHtml(run.window.end)} US Pacific; ` +
-    `<span id="summary">${run.tables.length} table(s), ${flagged} flagged</span>; flags: an hour whose rows go to none, ` +
-    (run.columnsReviewed === false ? '' : `a NULL share up by more than ${(run.nullRise * 100).toFixed(0)} points, `) +
-    `a shrink beyond ${(run.maxShrink * 100).toFixed(0)}%` +
+    `<span id="summary">${run.tables.length} table(s), ${flagged} flagged</span>; flags: ${flagKinds(run).join(', ')}` +
     (run.columnsReviewed === false ? ' (columns not reviewed: --no-review-columns)' : '') +
     '. ' +
     `Hours are wall-clock; “×2” marks the repeated hour of the fall-back day (both of its real hours).</p>` +

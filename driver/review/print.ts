@@ -83,14 +83,23 @@ function tableLines(entry: TableReviewEntry, detail: ReviewDetail): string[] {
   return out;
 }
 
+/** What the review flags in `run`, as the printed review and the page list it. */
+export function flagKinds(run: RunReview): string[] {
+  return [
+    'an hour whose rows go to none',
+    ...(run.columnsReviewed === false
+      ? []
+      : [`a NULL share up by more than ${(run.nullRise * 100).toFixed(0)} points`]),
+    `a shrink beyond ${(run.maxShrink * 100).toFixed(0)}%`,
+  ];
+}
+
 /** The printed review of a run. */
 export function formatReview(run: RunReview, detail: ReviewDetail): string[] {
   const flagged = flaggedTables(run).length;
-  const nullFlag =
-    run.columnsReviewed === false ? '' : `a NULL share up by more than ${(run.nullRise * 100).toFixed(0)} points, `;
   const out = [
     `review${run.preview ? ' (preview: nothing was changed)' : ''}: ${run.tables.length} table(s), ${flagged} flagged ` +
-      `(flags: an hour whose rows go to none, ${nullFlag}a shrink beyond ${(run.maxShrink * 100).toFixed(0)}%` +
+      `(flags: ${flagKinds(run).join(', ')}` +
       `${run.columnsReviewed === false ? '; columns not reviewed: --no-review-columns' : ''})`,
   ];
   for (const entry of run.tables) out.push(...tableLines(entry, detail));
