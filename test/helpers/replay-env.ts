@@ -29,19 +29,27 @@ export function runSpade(
   args: string[],
   env: Record<string, string> = {},
   input?: string | Buffer,
+  nodeArgs: string[] = [],
 ): Promise<CliResult> {
-  return runNodeScript(SPADE, args, env, input);
+  return runNodeScript(SPADE, args, env, input, nodeArgs);
 }
 
-/** Runs a compiled script in a child node process, `input` on its stdin; `env` adds to the environment. */
+/**
+ * Runs a compiled script in a child node process, `input` on its stdin; `env` adds to
+ * the environment, `nodeArgs` go to node before the script (e.g. `--import` peak-rss.js).
+ */
 export function runNodeScript(
   script: string,
   args: string[],
   env: Record<string, string> = {},
   input?: string | Buffer,
+  nodeArgs: string[] = [],
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, stdio: 'pipe' });
+    const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
+      env: { ...process.env, ...env },
+      stdio: 'pipe',
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

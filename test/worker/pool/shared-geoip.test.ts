@@ -6,7 +6,6 @@
  * pool's (peak RSS of child processes).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +17,7 @@ import { openGeoIp } from '../../../worker/transform/geoip.js';
 import type { TransformSettings } from '../../../worker/transform/setup.js';
 import { fixturePath, repoRoot } from '../../helpers/fixtures.js';
 import { listFiles } from '../../helpers/list-files.js';
-import { SPADE } from '../../helpers/replay-env.js';
+import { runSpade, type CliResult } from '../../helpers/replay-env.js';
 
 const CITY = fixturePath('geoip/GeoIP2-City-Test.mmdb');
 const ASN = fixturePath('geoip/GeoLite2-ASN-Test.mmdb');
@@ -101,18 +100,9 @@ async function spade(
   args: string[],
   input: Buffer,
   out: string,
-): Promise<{ code: number; stderr: string; rows: string[]; peakMb: number }> {
+): Promise<CliResult & { rows: string[]; peakMb: number }> {
   const peakRss = join(repoRoot(), 'dist', 'test', 'helpers', 'peak-rss.js');
-  const res = await new Promise<{ code: number; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', peakRss, SPADE, ...args], {
-      stdio: ['pipe', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stderr }));
-    child.stdin.end(input);
-  });
+  const res = await runSpade(args, {}, input, ['--import', peakRss]);
   const rows = listFiles(out)
     .filter((f) => /\/geo\/v\d+\/[^/]+\.tsv\.gz$/.test(f))
     .flatMap(gzLines)
